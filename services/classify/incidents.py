@@ -1,0 +1,189 @@
+"""The incident state machine: pure functions from (incident, what happened) to (incident, events).
+
+Severity escalates at once and comes down only on an explicit all-clear from a source trusted at
+least as much as the one that raised it (hysteresis: one "still assessing" after a confirmed leak
+does not stand the alert down). A stand-down resolves the incident. People acknowledge, resolve
+and reopen through commands. Every change of severity or status is one IncidentEvent, whose id
+is the incident id and its new version, so the same transition always has the same id.
+"""
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from shared.models import (
+    Classification,
+    CommandAction,
+    EventKind,
+    Incident,
+    IncidentCommand,
+    IncidentEvent,
+    IncidentStatus,
+    Post,
+)
+from shared.severity import Severity
+
+TITLE_CHARS = 120
+
+
+@dataclass
+class Transition:
+    incident: Incident | None
+    events: list[IncidentEvent] = field(default_factory=list)
+    changed: bool = False  # the snapshot changed (a new version must be written)
+
+
+def new_incident_id() -> str:
+    return secrets.token_hex(6)
+
+
+def opens_incident(c: Classification) -> bool:
+    """Chatter does not open incidents; anything at assessing or above does."""
+    return c.severity >= Severity.ASSESSING
+
+
+def title_for(post: Post) -> str:
+    text = " ".join(post.text.split())
+    return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1].rstrip() + "…"
+
+
+def apply_post(
+    incident: Incident | None, c: Classification, *, new_id: str, now: datetime
+) -> Transition:
+    post = c.post
+    if incident is None:
+        if not opens_incident(c):
+            return Transition(None)
+        opened = Incident(
+            id=new_id,
+            title=title_for(post),
+            severity=c.severity,
+            peak_severity=c.severity,
+            topics=c.topics,
+            sources=[post.source],
+            opened_at=now,
+            updated_at=now,
+            last_post_at=post.published_at or post.received_at,
+            post_count=1,
+            severity_trust=c.trust,
+            version=1,
+        )
+        return Transition(
+            opened,
+            [_event(EventKind.OPENED, opened, None, c, f"opened at {c.severity.label}")],
+            changed=True,
+        )
+
+    nxt = incident.model_copy(deep=True)
+    nxt.post_count += 1
+    nxt.last_post_at = post.published_at or post.received_at
+    nxt.updated_at = now
+    nxt.topics = sorted(set(nxt.topics) | set(c.topics))
+    if post.source not in nxt.sources:
+        nxt.sources.append(post.source)
+    nxt.version += 1
+
+    kind, reason = _post_effect(incident, c)
+    if kind is None:
+        return Transition(nxt, [], changed=True)
+    if kind is EventKind.REOPENED:
+        nxt.status = IncidentStatus.OPEN
+        nxt.resolved_at = None
+        nxt.acknowledged_by = None
+        nxt.severity = c.severity
+        nxt.severity_trust = c.trust
+    elif kind is EventKind.RESOLVED:
+        nxt.status = IncidentStatus.RESOLVED
+        nxt.resolved_at = now
+        nxt.severity = Severity.NO_DANGER
+    else:  # escalated or de-escalated
+        nxt.severity = c.severity
+        nxt.severity_trust = c.trust
+    nxt.peak_severity = max(nxt.peak_severity, nxt.severity)
+    return Transition(nxt, [_event(kind, nxt, incident, c, reason)], changed=True)
+
+
+def _post_effect(incident: Incident, c: Classification) -> tuple[EventKind | None, str]:
+    if not incident.is_open:
+        if opens_incident(c):
+            return EventKind.REOPENED, f"reopened at {c.severity.label} by a new post"
+        return None, ""
+    trusted = c.trust >= incident.severity_trust
+    if c.stand_down and trusted:
+        return EventKind.RESOLVED, f"resolved: stand-down ({_cue_text(c)})"
+    if c.all_clear and trusted and c.severity < incident.severity:
+        return EventKind.DE_ESCALATED, f"all clear ({_cue_text(c)}): down to {c.severity.label}"
+    if c.severity > incident.severity:
+        return EventKind.ESCALATED, f"escalated to {c.severity.label}"
+    return None, ""
+
+
+def _cue_text(c: Classification) -> str:
+    words = [f'"{h.text}"' for h in c.hits if h.kind in ("all_clear", "stand_down")]
+    return ", ".join(words) or "explicit all-clear"
+
+
+def apply_command(incident: Incident, cmd: IncidentCommand, *, now: datetime) -> Transition:
+    status = incident.status
+    target = {
+        CommandAction.ACK: IncidentStatus.ACKNOWLEDGED,
+        CommandAction.RESOLVE: IncidentStatus.RESOLVED,
+        CommandAction.REOPEN: IncidentStatus.OPEN,
+    }[cmd.action]
+    allowed = {
+        CommandAction.ACK: status is IncidentStatus.OPEN,
+        CommandAction.RESOLVE: status is not IncidentStatus.RESOLVED,
+        CommandAction.REOPEN: status is IncidentStatus.RESOLVED,
+    }[cmd.action]
+    if not allowed:
+        return Transition(incident)  # already there: applying a command twice changes nothing
+    nxt = incident.model_copy(deep=True)
+    nxt.status = target
+    nxt.updated_at = now
+    nxt.version += 1
+    if cmd.action is CommandAction.ACK:
+        nxt.acknowledged_by = cmd.actor
+    elif cmd.action is CommandAction.RESOLVE:
+        nxt.resolved_at = now
+    else:
+        nxt.resolved_at = None
+        nxt.acknowledged_by = None
+    kind = {
+        CommandAction.ACK: EventKind.ACKNOWLEDGED,
+        CommandAction.RESOLVE: EventKind.RESOLVED,
+        CommandAction.REOPEN: EventKind.REOPENED,
+    }[cmd.action]
+    reason = f"{kind.value.replace('_', ' ')} by {cmd.actor} via {cmd.via}"
+    if cmd.note:
+        reason += f": {cmd.note}"
+    event = IncidentEvent(
+        id=f"{nxt.id}:{nxt.version}",
+        kind=kind,
+        incident=nxt,
+        previous_severity=incident.severity,
+        previous_status=incident.status,
+        reason=reason,
+        command=cmd,
+        at=now,
+    )
+    return Transition(nxt, [event], changed=True)
+
+
+def _event(
+    kind: EventKind,
+    incident: Incident,
+    previous: Incident | None,
+    c: Classification,
+    reason: str,
+) -> IncidentEvent:
+    return IncidentEvent(
+        id=f"{incident.id}:{incident.version}",
+        kind=kind,
+        incident=incident,
+        previous_severity=previous.severity if previous else None,
+        previous_status=previous.status if previous else None,
+        reason=reason,
+        post=c.post,
+        post_severity=c.severity,
+        at=incident.updated_at,
+    )

@@ -1,0 +1,55 @@
+"""classify: posts -> severity -> incidents. Reads `posts` and `commands`; owns incident state."""
+
+import logging
+
+from redis.asyncio import Redis
+
+from services.classify.rules import Engine, load_rules_file
+from services.classify.writer import IncidentWriter
+from shared import keys
+from shared.codec import DecodeError, decode
+from shared.consumer import Batch, StreamConsumer
+from shared.models import Classification, IncidentCommand, Post
+from shared.settings import Settings
+
+log = logging.getLogger("redalert.classify")
+
+
+class ClassifyService:
+    name = "classify"
+
+    def __init__(self, redis: Redis, settings: Settings, engine: Engine | None = None) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.engine = engine or Engine(load_rules_file(settings.rules_file))
+        self.writer = IncidentWriter(redis, settings)
+        self.consumers = [
+            StreamConsumer(redis, settings, keys.POSTS, self.on_posts),
+            StreamConsumer(redis, settings, keys.COMMANDS, self.on_commands),
+        ]
+
+    async def on_posts(self, batch: Batch) -> None:
+        classified = []
+        for entry in batch.entries:
+            try:
+                post = decode(entry.fields, Post)
+            except DecodeError as e:
+                batch.deadletter(entry, f"undecodable post: {e}")
+                continue
+            try:
+                c: Classification = self.engine.classify(post)
+            except Exception as e:  # a rules bug must not hold the other posts back
+                log.exception("classifying post %s failed", post.key)
+                batch.fail(entry, f"classification failed: {type(e).__name__}: {e}")
+                continue
+            classified.append((entry, c))
+        await self.writer.apply_posts(batch, classified)
+
+    async def on_commands(self, batch: Batch) -> None:
+        commands = []
+        for entry in batch.entries:
+            try:
+                commands.append((entry, decode(entry.fields, IncidentCommand)))
+            except DecodeError as e:
+                batch.deadletter(entry, f"undecodable command: {e}")
+        await self.writer.apply_commands(batch, commands)

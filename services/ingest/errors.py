@@ -1,0 +1,89 @@
+"""Errors a client can act on: every 4xx names the field and never echoes submitted secrets."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+def field_errors(errors: Sequence[Any], prefix: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    # "input" and "ctx" are dropped: the input may be an apprise URL with a token in it.
+    return [
+        {
+            "loc": [*prefix, *e["loc"]],
+            "msg": e["msg"].removeprefix("Value error, "),
+            "type": e["type"],
+        }
+        for e in errors
+    ]
+
+
+def summary(errors: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:10])
+
+
+def unprocessable(errors: list[dict[str, Any]]) -> JSONResponse:
+    return JSONResponse(status_code=422, content={"error": summary(errors), "detail": errors})
+
+
+def invalid(e: ValidationError, prefix: tuple[Any, ...] = ("body",)) -> JSONResponse:
+    return unprocessable(field_errors(e.errors(), prefix))
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return unprocessable(field_errors(exc.errors()))
+
+
+class BodyLimit:
+    """413 for bodies over the limit, whether or not the client sent Content-Length."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(send)
+            return
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _TooLarge:
+            await self._too_large(send)
+
+    async def _too_large(self, send: Send) -> None:
+        response = JSONResponse(
+            status_code=413,
+            content={
+                "error": f"body: larger than {self.max_bytes} bytes (REDALERT_MAX_BODY_BYTES)"
+            },
+        )
+        await response({"type": "http"}, _empty_receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _empty_receive() -> Message:
+    return {"type": "http.disconnect"}

@@ -1,0 +1,49 @@
+"""Publishing to the work streams. A post is published once: dedup and XADD are one atomic step."""
+
+from collections.abc import Sequence
+
+from redis.asyncio import Redis
+
+from shared import keys
+from shared.codec import encode
+from shared.models import IncidentCommand, Post
+from shared.settings import Settings
+
+# ARGV: ttl, stream, then (seen key, data) pairs. Returns 1/0 per post: published or duplicate.
+_PUBLISH_ONCE = """
+local out = {}
+local ttl, stream = ARGV[1], ARGV[2]
+for i = 3, #ARGV, 2 do
+  if redis.call('SET', ARGV[i], '1', 'NX', 'EX', ttl) then
+    redis.call('XADD', stream, '*', 'data', ARGV[i + 1])
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
+"""
+
+
+class Publisher:
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.k = keys.Keys(settings.namespace)
+        self._publish_once = redis.register_script(_PUBLISH_ONCE)
+
+    async def posts(self, posts: Sequence[Post]) -> tuple[list[str], list[str]]:
+        """Publish new posts; return (accepted ids, duplicate ids)."""
+        if not posts:
+            return [], []
+        args: list[str | int] = [self.settings.dedup_ttl_s, self.k.stream(keys.POSTS)]
+        for post in posts:
+            args += [self.k.seen_post(post.key), encode(post)["data"]]
+        flags = await self._publish_once(keys=[], args=args)
+        accepted = [p.id for p, f in zip(posts, flags, strict=True) if f]
+        duplicates = [p.id for p, f in zip(posts, flags, strict=True) if not f]
+        return accepted, duplicates
+
+    async def command(self, cmd: IncidentCommand) -> str:
+        entry_id = await self.redis.xadd(self.k.stream(keys.COMMANDS), encode(cmd))
+        return entry_id.decode()

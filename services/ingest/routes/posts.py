@@ -1,0 +1,94 @@
+"""POST /v1/posts: one post or a list of up to 1,000."""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+
+from services.ingest.context import Context, ctx, require_token
+from services.ingest.errors import field_errors, unprocessable
+from shared.models import Post
+
+MAX_POSTS = 1_000
+
+router = APIRouter(tags=["posts"])
+
+
+class PostIn(BaseModel):
+    """A post as a client sends it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
+    id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    source: Annotated[str, StringConstraints(min_length=1, max_length=200)] = "api"
+    author: str | None = Field(default=None, max_length=200)
+    url: str | None = Field(default=None, max_length=2_000)
+    thread_id: str | None = Field(default=None, max_length=200)
+    in_reply_to: str | None = Field(default=None, max_length=200)
+    published_at: datetime | None = None
+
+    def to_post(self) -> Post:
+        return Post(**self.model_dump(exclude_none=True))
+
+
+class Accepted(BaseModel):
+    accepted: list[str]
+    duplicates: list[str]
+
+
+_one = TypeAdapter(PostIn)
+
+
+def parse_posts(body: Any) -> tuple[list[Post], list[dict[str, Any]]]:
+    """Validate a post or a list of posts; errors carry their location (body.3.text)."""
+    items = body if isinstance(body, list) else [body]
+    posts, errors = [], []
+    for i, item in enumerate(items):
+        prefix: tuple[Any, ...] = ("body", i) if isinstance(body, list) else ("body",)
+        try:
+            posts.append(_one.validate_python(item).to_post())
+        except ValidationError as e:
+            errors += field_errors(e.errors(), prefix)
+    return posts, errors
+
+
+@router.post(
+    "/v1/posts",
+    status_code=202,
+    response_model=Accepted,
+    dependencies=[Depends(require_token)],
+    summary="Submit one post or a list of up to 1,000",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "anyOf": [
+                            {"$ref": "#/components/schemas/PostIn"},
+                            {"type": "array", "items": {"$ref": "#/components/schemas/PostIn"}},
+                        ]
+                    }
+                }
+            },
+        }
+    },
+)
+async def submit_posts(
+    body: Annotated[Any, Body(include_in_schema=False)], c: Context = Depends(ctx)
+) -> Any:
+    if isinstance(body, list) and len(body) > MAX_POSTS:
+        return JSONResponse(
+            status_code=413,
+            content={"error": f"body: {len(body)} posts; at most {MAX_POSTS} per request"},
+        )
+    if isinstance(body, list) and not body:
+        return unprocessable([{"loc": ["body"], "msg": "empty list", "type": "too_short"}])
+    posts, errors = parse_posts(body)
+    if errors:
+        return unprocessable(errors)
+    accepted, duplicates = await c.publisher.posts(posts)
+    return Accepted(accepted=accepted, duplicates=duplicates)

@@ -1,0 +1,129 @@
+"""Running services: any of ingest, classify and notify, in one process, until told to stop."""
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import uvicorn
+from redis.asyncio import Redis
+
+from services.ingest.app import create_app, prepare
+from shared.consumer import StreamConsumer
+from shared.redis import broker as make_broker
+from shared.redis import redis_client
+from shared.settings import Settings
+
+log = logging.getLogger("redalert")
+
+SERVICES = ("ingest", "classify", "notify")
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # the runtime owns SIGINT/SIGTERM, and stops uvicorn with everything else
+
+
+class Runtime:
+    def __init__(
+        self, settings: Settings, services: Iterable[str] = SERVICES, redis: Redis | None = None
+    ) -> None:
+        self.settings = settings
+        self.services = list(services)
+        unknown = set(self.services) - set(SERVICES)
+        if unknown:
+            raise ValueError(f"unknown service(s): {', '.join(sorted(unknown))}")
+        self._own_redis = redis is None
+        self.redis = redis or redis_client(settings)
+        self.broker = make_broker(settings)
+        self.consumers: list[StreamConsumer] = []
+        self.handlers: dict[str, Any] = {}
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._server: _Server | None = None
+
+    async def start(self) -> None:
+        await prepare(self.redis, self.settings)
+        if "classify" in self.services:
+            from services.classify.service import ClassifyService
+
+            self.handlers["classify"] = ClassifyService(self.redis, self.settings)
+        if "notify" in self.services:
+            from services.notify.service import NotifyService
+
+            self.handlers["notify"] = NotifyService(self.redis, self.settings)
+        for service in self.handlers.values():
+            self.consumers += service.consumers
+        for consumer in self.consumers:
+            consumer.register(self.broker)
+        if self.consumers:
+            await self.broker.start()
+        for consumer in self.consumers:
+            self._tasks.append(asyncio.create_task(consumer.supervise(self._stop)))
+        for service in self.handlers.values():
+            for job in getattr(service, "background", list)():
+                self._tasks.append(asyncio.create_task(job(self._stop)))
+        if "ingest" in self.services:
+            await self._start_http()
+        log.info(
+            "redalert running: %s (namespace %s, consumer %s)",
+            ", ".join(self.services),
+            self.settings.namespace,
+            self.settings.consumer_name,
+        )
+
+    async def _start_http(self) -> None:
+        config = uvicorn.Config(
+            create_app(self.settings, self.redis),
+            host=self.settings.http_host,
+            port=self.settings.http_port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+        )
+        self._server = _Server(config)
+        self._tasks.append(asyncio.create_task(self._server.serve()))
+        while not self._server.started:
+            if self._tasks[-1].done():
+                self._tasks[-1].result()  # raises why the server could not start
+                raise RuntimeError("HTTP server stopped during start-up")
+            await asyncio.sleep(0.02)
+        log.info(
+            "ingest listening on http://%s:%d", self.settings.http_host, self.settings.http_port
+        )
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def wait(self) -> None:
+        await self._stop.wait()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._server is not None:
+            self._server.should_exit = True
+        if self.consumers:
+            await self.broker.stop()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
+        for task in self._tasks:
+            task.cancel()
+        if self._own_redis:
+            await self.redis.aclose()
+        log.info("redalert stopped")
+
+
+async def serve(settings: Settings, services: Iterable[str]) -> None:
+    """Run until SIGINT or SIGTERM, then stop cleanly."""
+    runtime = Runtime(settings, services)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, runtime.request_stop)
+    try:
+        await runtime.start()
+        await runtime.wait()
+    finally:
+        await runtime.stop()

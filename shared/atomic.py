@@ -1,0 +1,67 @@
+"""Compare-and-apply: a list of Redis commands that runs only if some keys still hold what we read.
+
+This is how classify replicas share incidents without locks: read the incident and its version,
+compute the transition in Python (the pure core), then apply every write of the transition —
+the new snapshot, its events, the stream acks — in one Lua call guarded by the version read.
+If another replica got there first, nothing is written and the caller recomputes.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+# ARGV: n_guards, then (key, expected) pairs ('' = absent), then commands as (argc, args...).
+_SCRIPT = """
+local i = 2
+for g = 1, tonumber(ARGV[1]) do
+  local v = redis.call('GET', ARGV[i])
+  if v == false then v = '' end
+  if v ~= ARGV[i + 1] then return g end
+  i = i + 2
+end
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  redis.call(unpack(ARGV, i + 1, i + n))
+  i = i + n + 1
+end
+return 0
+"""
+
+
+@dataclass
+class Guarded:
+    """Writes to apply together, provided every guard still holds."""
+
+    guards: list[tuple[str, str]] = field(default_factory=list)
+    commands: list[Sequence[Any]] = field(default_factory=list)
+
+    def expect(self, key: str, value: str | int | None) -> None:
+        self.guards.append((key, "" if value is None else str(value)))
+
+    def do(self, *command: Any) -> None:
+        self.commands.append(command)
+
+    def argv(self) -> list[Any]:
+        args: list[Any] = [len(self.guards)]
+        for key, value in self.guards:
+            args += [key, value]
+        for cmd in self.commands:
+            args.append(len(cmd))
+            args.extend(cmd)
+        return args
+
+
+class CompareAndApply:
+    def __init__(self, redis: Redis) -> None:
+        self._script = redis.register_script(_SCRIPT)
+
+    async def __call__(self, write: Guarded) -> bool:
+        """True if applied; False if a guard failed (nothing was written)."""
+        return await self._script(keys=[], args=write.argv()) == 0
+
+    async def queue(self, pipe: Pipeline, write: Guarded) -> None:
+        """Queue on a pipeline; its result is 0 when applied."""
+        await self._script(keys=[], args=write.argv(), client=pipe)

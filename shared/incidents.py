@@ -1,0 +1,63 @@
+"""Reading incidents (classify is the only writer; see services/classify/writer.py)."""
+
+import json
+from typing import Any
+
+from redis.asyncio import Redis
+
+from shared.keys import Keys
+from shared.models import Incident, IncidentEvent
+
+
+class IncidentReader:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    async def list(self, *, limit: int = 50, offset: int = 0) -> list[Incident]:
+        """Newest first."""
+        ids = await self.redis.zrevrange(self.keys.incidents, offset, offset + limit - 1)
+        if not ids:
+            return []
+        docs = await self.redis.mget([self.keys.incident(i.decode()) for i in ids])
+        return [Incident.model_validate_json(d) for d in docs if d is not None]
+
+    async def get(self, incident_id: str) -> Incident | None:
+        doc = await self.redis.get(self.keys.incident(incident_id))
+        return Incident.model_validate_json(doc) if doc else None
+
+    async def detail(self, incident_id: str) -> dict[str, Any] | None:
+        """The incident with its posts, its timeline and who was told what."""
+        k = self.keys
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(k.incident(incident_id))
+            pipe.lrange(k.incident_posts(incident_id), 0, -1)
+            pipe.lrange(k.incident_timeline(incident_id), 0, -1)
+            pipe.lrange(k.incident_deliveries(incident_id), 0, -1)
+            doc, posts, timeline, deliveries = await pipe.execute()
+        if doc is None:
+            return None
+        return {
+            "incident": Incident.model_validate_json(doc).model_dump(mode="json"),
+            "posts": [json.loads(p) for p in posts],
+            "timeline": [_timeline_entry(IncidentEvent.model_validate_json(e)) for e in timeline],
+            "deliveries": [json.loads(d) for d in deliveries],
+        }
+
+
+def _timeline_entry(e: IncidentEvent) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "event_id": e.id,
+        "kind": e.kind.value,
+        "at": e.at.isoformat(),
+        "severity": e.incident.severity.value,
+        "status": e.incident.status.value,
+        "previous_severity": e.previous_severity.value if e.previous_severity else None,
+        "previous_status": e.previous_status.value if e.previous_status else None,
+        "reason": e.reason,
+    }
+    if e.post is not None:
+        entry["post"] = {"id": e.post.id, "source": e.post.source, "text": e.post.text}
+    if e.command is not None:
+        entry["command"] = e.command.model_dump(mode="json", exclude_none=True)
+    return entry

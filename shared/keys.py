@@ -1,0 +1,98 @@
+"""Every stream, consumer group and key redalert uses, named once.
+
+Nothing else in the code builds a Redis key: the data layout is readable here at a glance.
+All names live under one namespace, so several deployments (or test runs) can share a Redis.
+"""
+
+from dataclasses import dataclass
+
+# Stream names, without the namespace. Entries are `{"data": <model JSON>}`.
+POSTS = "posts"  # Post — work stream, read by classify
+COMMANDS = "commands"  # IncidentCommand — work stream, read by classify
+CLASSIFIED = "classified"  # Classification — audit, capped
+INCIDENT_EVENTS = "incident-events"  # IncidentEvent — work stream, read by notify
+DELIVERIES = "deliveries"  # Delivery — audit, capped
+DEADLETTER = "deadletter"  # DeadLetter — read by operators
+
+WORK_STREAMS = (POSTS, COMMANDS, INCIDENT_EVENTS)
+AUDIT_STREAMS = (CLASSIFIED, DELIVERIES)
+
+# Consumer groups.
+CLASSIFY_GROUP = "classify"
+NOTIFY_GROUP = "notify"
+
+# Which group consumes which work stream.
+GROUPS = {POSTS: CLASSIFY_GROUP, COMMANDS: CLASSIFY_GROUP, INCIDENT_EVENTS: NOTIFY_GROUP}
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    namespace: str = "redalert"
+
+    def stream(self, name: str) -> str:
+        return f"{self.namespace}:{name}"
+
+    # --- ingest --------------------------------------------------------------------------------
+    def seen_post(self, post_key: str) -> str:
+        """Set while a post (source:id) is remembered, so it is published once."""
+        return f"{self.namespace}:seen:{post_key}"
+
+    # --- incidents (written by classify only) -------------------------------------------------
+    def incident(self, incident_id: str) -> str:
+        """The incident's JSON snapshot."""
+        return f"{self.namespace}:incident:{incident_id}"
+
+    def incident_version(self, incident_id: str) -> str:
+        """The incident's version: the guard of every compare-and-apply write."""
+        return f"{self.namespace}:incident:{incident_id}:version"
+
+    def incident_posts(self, incident_id: str) -> str:
+        """List of the incident's posts with their severities (JSON)."""
+        return f"{self.namespace}:incident:{incident_id}:posts"
+
+    def incident_timeline(self, incident_id: str) -> str:
+        """List of the incident's events (JSON), oldest first."""
+        return f"{self.namespace}:incident:{incident_id}:timeline"
+
+    def incident_deliveries(self, incident_id: str) -> str:
+        """List of who was told what about the incident (Delivery JSON)."""
+        return f"{self.namespace}:incident:{incident_id}:deliveries"
+
+    @property
+    def incidents(self) -> str:
+        """Sorted set of incident ids by opening time (newest first when read in reverse)."""
+        return f"{self.namespace}:incidents"
+
+    def thread(self, source: str, thread_id: str) -> str:
+        """Which incident a thread belongs to."""
+        return f"{self.namespace}:corr:thread:{source}:{thread_id}"
+
+    def post_incident(self, post_key: str) -> str:
+        """Which incident a post joined: replies follow it."""
+        return f"{self.namespace}:corr:post:{post_key}"
+
+    def applied(self, post_key: str) -> str:
+        """Set once a post has been applied, so a redelivered entry is not applied twice."""
+        return f"{self.namespace}:applied:{post_key}"
+
+    def command_applied(self, command_id: str) -> str:
+        return f"{self.namespace}:applied-command:{command_id}"
+
+    # --- subscriptions and delivery ----------------------------------------------------------
+    @property
+    def subscriptions(self) -> str:
+        """Hash: subscription id -> Subscription JSON (with its secrets; never returned raw)."""
+        return f"{self.namespace}:subscriptions"
+
+    @property
+    def subscriptions_version(self) -> str:
+        """Bumped on every change, so notify replicas know to reload."""
+        return f"{self.namespace}:subscriptions:version"
+
+    def firing(self, subscription_id: str, incident_id: str) -> str:
+        """What a subscription was last told about an incident (FiringState JSON)."""
+        return f"{self.namespace}:firing:{subscription_id}:{incident_id}"
+
+    def notification(self, event_id: str, subscription_id: str) -> str:
+        """The notification owed for one event to one subscription, and whether it was sent."""
+        return f"{self.namespace}:notification:{event_id}:{subscription_id}"
