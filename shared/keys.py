@@ -93,6 +93,11 @@ class Keys:
         """What a subscription was last told about an incident (FiringState JSON)."""
         return f"{self.namespace}:firing:{subscription_id}:{incident_id}"
 
+    @property
+    def link_secret(self) -> str:
+        """The secret signing ack/resolve links, when REDALERT_LINK_SECRET is not set."""
+        return f"{self.namespace}:link-secret"
+
     def notification(self, event_id: str, subscription_id: str) -> str:
         """The notification owed for one event to one subscription, and whether it was sent."""
         return f"{self.namespace}:notification:{event_id}:{subscription_id}"

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
         default=None, description="When set, every write API needs `Authorization: Bearer <token>`."
     )
     max_body_bytes: int = Field(default=5_000_000, ge=1024)
+    link_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs the ack/resolve links in notifications; unset: generated per namespace.",
+    )
+    link_ttl_s: int = Field(default=7 * 86_400, ge=60, description="How long such links work.")
 
     # Files.
     rules_file: Path = PROJECT_ROOT / "config" / "rules.yaml"

@@ -1,0 +1,94 @@
+"""Real local servers that apprise delivers to in tests."""
+
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class HttpSink:
+    """An HTTP server recording every request; `json://127.0.0.1:<port>/` delivers here.
+
+    `fail_first=N` answers 500 to the first N requests; `status` fixes the answer for all;
+    `delay` holds each answer that many seconds.
+    """
+
+    def __init__(self, *, fail_first: int = 0, status: int = 200, delay: float = 0.0) -> None:
+        self.fail_first = fail_first
+        self.status = status
+        self.delay = delay
+        self.requests: list[dict[str, Any]] = []
+        self.attempts = 0
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self.on_request: Callable[[dict[str, Any]], None] | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"json://127.0.0.1:{self.port}/hook"
+
+    def messages(self) -> list[dict[str, Any]]:
+        """Bodies of the requests that were answered with success."""
+        with self._lock:
+            return [r["json"] for r in self.requests if r["ok"] and r["json"] is not None]
+
+    def start(self) -> "HttpSink":
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                raw = self.rfile.read(length)
+                with sink._lock:
+                    sink.attempts += 1
+                    failing = sink.attempts <= sink.fail_first
+                status = 500 if failing else sink.status
+                try:
+                    body = json.loads(raw) if raw else None
+                except ValueError:
+                    body = None
+                record = {
+                    "path": self.path,
+                    "headers": dict(self.headers.items()),
+                    "raw": raw,
+                    "json": body,
+                    "status": status,
+                    "ok": status < 300,
+                }
+                if sink.delay:
+                    threading.Event().wait(sink.delay)
+                with sink._lock:
+                    sink.requests.append(record)
+                if sink.on_request:
+                    sink.on_request(record)
+                self.send_response(status)
+                self.send_header("content-length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            do_PUT = do_POST
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def __enter__(self) -> "HttpSink":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
