@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     )
     send_backoff_s: float = Field(default=0.5, ge=0, description="First retry delay; doubles.")
     send_concurrency: int = Field(default=64, ge=1)
+
+    @field_validator("redis_url", "api_token", "link_secret", "subscriptions_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Compose passes `${VAR:-}` as an empty string: that means "not set", not "empty token".
+        return None if value == "" else value
 
     @property
     def effective_redis_url(self) -> str:

@@ -3,9 +3,9 @@
 import argparse
 import sys
 
-from services.cli import replay, serve
+from services.cli import replay, serve, status
 
-COMMANDS = [serve, replay]
+COMMANDS = [serve, replay, status]
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,0 +1,182 @@
+"""End-to-end throughput: posts published to the `posts` stream, through classify and notify.
+
+    python bench/pipeline.py [--posts N] [--json] [--redis-url URL]
+
+Publishes N posts (the ISS thread's 14 texts, over N/14 threads) straight to `posts` with
+pipelined XADD, runs classify and notify in this process, and reports:
+- posts_per_s: N / (time from the first XADD until notify consumed the last incident event);
+- p50_ms / p99_ms: from a post's publication to notify consuming the incident event it caused;
+- redis_xadd_per_s: the raw rate of pipelined XADD with redis-py on the same Redis, same run,
+  so the ratio between redalert and Redis itself is visible.
+By default all N posts are published at once (a burst: latency then includes the queue);
+`--rate R` publishes R posts per second instead, to see latency under a sustained load.
+Runs in its own namespace, deleted afterwards. Uses $REDALERT_REDIS_URL, else 127.0.0.1:6379,
+else an embedded server.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from redis.asyncio import Redis  # noqa: E402
+
+from services.classify.service import ClassifyService  # noqa: E402
+from services.ingest.app import prepare  # noqa: E402
+from services.notify.service import NotifyService  # noqa: E402
+from shared import keys  # noqa: E402
+from shared.codec import decode  # noqa: E402
+from shared.consumer import Batch  # noqa: E402
+from shared.embedded import EmbeddedRedis, answers, free_port  # noqa: E402
+from shared.models import IncidentEvent, Post  # noqa: E402
+from shared.redis import broker as make_broker  # noqa: E402
+from shared.settings import Settings  # noqa: E402
+
+SEED = ROOT / "examples" / "iss-coolant-leak.jsonl"
+CHUNK = 1_000
+
+
+def workload(n: int) -> list[Post]:
+    texts = [json.loads(line)["text"] for line in SEED.read_text().splitlines() if line.strip()]
+    return [
+        Post(
+            id=f"b{i}", source="bench", text=texts[i % len(texts)], thread_id=f"t{i // len(texts)}"
+        )
+        for i in range(n)
+    ]
+
+
+async def xadd_rate(redis: Redis, stream: str, payload: str, n: int) -> float:
+    started = time.perf_counter()
+    for i in range(0, n, CHUNK):
+        async with redis.pipeline(transaction=False) as pipe:
+            for _ in range(min(CHUNK, n - i)):
+                pipe.xadd(stream, {"data": payload})
+            await pipe.execute()
+    return n / (time.perf_counter() - started)
+
+
+async def run(n: int, redis_url: str, rate: float | None = None) -> dict[str, float]:
+    settings = Settings(
+        _env_file=None,
+        redis_url=redis_url,
+        namespace=f"bench-{uuid.uuid4().hex[:8]}",
+        batch_size=500,
+        block_ms=20,
+    )
+    redis = Redis.from_url(redis_url)
+    k = keys.Keys(settings.namespace)
+    posts = workload(n)
+    latencies: list[float] = []
+    consumed = asyncio.Event()
+    expected_events: int | None = None
+    seen_events = 0
+    try:
+        await prepare(redis, settings)
+        classify = ClassifyService(redis, settings)
+        notify = NotifyService(redis, settings)
+        inner = notify.on_events
+
+        async def probe(batch: Batch) -> None:
+            nonlocal seen_events
+            now = time.time()
+            for entry in batch.entries:
+                event = decode(entry.fields, IncidentEvent)
+                if event.post is not None:
+                    latencies.append((now - event.post.received_at.timestamp()) * 1000)
+            await inner(batch)
+            seen_events += len(batch.entries)
+            if expected_events is not None and seen_events >= expected_events:
+                consumed.set()
+
+        notify.consumers[0].handler = probe
+        broker = make_broker(settings)
+        for consumer in [*classify.consumers, *notify.consumers]:
+            consumer.register(broker)
+        await broker.start()
+
+        started = time.perf_counter()
+        stream = k.stream(keys.POSTS)
+        chunk = CHUNK if rate is None else max(1, int(rate / 20))  # rate: 20 ticks a second
+        for i in range(0, n, chunk):
+            async with redis.pipeline(transaction=False) as pipe:
+                for post in posts[i : i + chunk]:
+                    post.received_at = post.received_at.now(post.received_at.tzinfo)
+                    pipe.xadd(stream, {"data": post.model_dump_json(exclude_none=True)})
+                await pipe.execute()
+            if rate is not None:
+                ahead = started + (i + chunk) / rate - time.perf_counter()
+                await asyncio.sleep(max(0.0, ahead))
+        # Every post classified; then every event it caused consumed by notify.
+        classified = k.stream(keys.CLASSIFIED)
+        while await redis.xlen(classified) < n:  # noqa: ASYNC110 (polling Redis, not a flag)
+            await asyncio.sleep(0.01)
+        expected_events = await redis.xlen(k.stream(keys.INCIDENT_EVENTS))
+        if seen_events < expected_events:
+            await asyncio.wait_for(consumed.wait(), timeout=120)
+        elapsed = time.perf_counter() - started
+        await broker.stop()
+
+        sample = posts[0].model_dump_json(exclude_none=True)
+        raw = await xadd_rate(redis, f"{settings.namespace}:xadd-probe", sample, n)
+    finally:
+        async for key in redis.scan_iter(match=f"{settings.namespace}:*", count=1000):
+            await redis.unlink(key)
+        await redis.aclose()
+    latencies.sort()
+    return {
+        "posts": n,
+        "events": expected_events or 0,
+        "seconds": round(elapsed, 3),
+        "posts_per_s": round(n / elapsed, 1),
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 1),
+        "redis_xadd_per_s": round(raw, 1),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--posts", type=int, default=20_000)
+    parser.add_argument("--rate", type=float, help="publish this many posts/s (default: a burst)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--redis-url", default=os.environ.get("REDALERT_REDIS_URL"))
+    args = parser.parse_args()
+    with ExitStack() as stack:
+        url = args.redis_url
+        if url is None:
+            if answers("127.0.0.1", 6379):
+                url = "redis://127.0.0.1:6379/0"
+            else:
+                url = stack.enter_context(EmbeddedRedis(free_port(), None, persist=False)).url
+        result = asyncio.run(run(args.posts, url, args.rate))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"pipeline: {result['posts']} posts, {result['events']} incident events "
+            f"in {result['seconds']} s"
+        )
+        print(f"  end to end      {result['posts_per_s']:>10,.0f} posts/s")
+        print(
+            f"  latency         p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms "
+            "(publish -> incident event consumed)"
+        )
+        print(
+            f"  redis XADD      {result['redis_xadd_per_s']:>10,.0f} entries/s "
+            f"(pipelined; redalert does {result['posts_per_s'] / result['redis_xadd_per_s']:.1%})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""The HTTP front door, over real HTTP: validation, limits, auth, masking, readiness."""
+
+import json
+
+import httpx
+import pytest
+
+from shared import keys
+
+
+@pytest.fixture
+async def api(make_settings, redis, run_services, request):
+    overrides = getattr(request, "param", {})
+    settings = make_settings(**overrides)
+    base = f"http://127.0.0.1:{settings.http_port}"
+    async with run_services(settings, "ingest"), httpx.AsyncClient(base_url=base) as client:
+        client.settings = settings
+        yield client
+
+
+def errors(response: httpx.Response) -> str:
+    return response.json()["error"]
+
+
+async def test_one_post_is_published_once(api, redis):
+    r = await api.post("/v1/posts", json={"id": "a", "text": "Tornado warning", "source": "nws"})
+    assert r.status_code == 202
+    assert r.json() == {"accepted": ["a"], "duplicates": []}
+    again = await api.post(
+        "/v1/posts", json={"id": "a", "text": "Tornado warning", "source": "nws"}
+    )
+    assert again.json() == {"accepted": [], "duplicates": ["a"]}
+    other_source = await api.post("/v1/posts", json={"id": "a", "text": "x", "source": "other"})
+    assert other_source.json()["accepted"] == ["a"]
+    entries = await redis.xrange(f"{api.settings.namespace}:{keys.POSTS}")
+    assert [json.loads(f[b"data"])["source"] for _, f in entries] == ["nws", "other"]
+
+
+async def test_a_post_without_id_gets_one(api):
+    r = await api.post("/v1/posts", json={"text": "Smoke seen near the ridge"})
+    (generated,) = r.json()["accepted"]
+    assert len(generated) == 32
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"source": "x"}, "body.text: Field required"),
+        ({"text": ""}, "body.text: String should have at least 1 character"),
+        ({"text": "x" * 10_001}, "body.text: String should have at most 10000 characters"),
+        ({"text": "ok", "published_at": "yesterday"}, "body.published_at:"),
+        ({"text": "ok", "colour": "red"}, "body.colour: Extra inputs are not permitted"),
+        ([{"text": "ok"}, {"text": 5}], "body.1.text: Input should be a valid string"),
+        ("just a string", "body: Input should be a valid dictionary"),
+        ([], "body: empty list"),
+    ],
+)
+async def test_bad_posts_get_a_422_naming_the_field(api, body, expected):
+    r = await api.post("/v1/posts", json=body)
+    assert r.status_code == 422
+    assert expected in errors(r)
+
+
+async def test_malformed_json_is_a_422(api):
+    r = await api.post(
+        "/v1/posts", content=b'{"text": "unterminated', headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 422
+    assert "body" in errors(r)
+    assert "JSON" in errors(r)
+
+
+@pytest.mark.parametrize("api", [{"max_body_bytes": 2048}], indirect=True)
+async def test_a_body_over_the_limit_is_a_413(api):
+    r = await api.post("/v1/posts", json={"text": "x" * 5000})
+    assert r.status_code == 413
+    assert "2048 bytes" in errors(r)
+
+
+async def test_more_than_a_thousand_posts_is_a_413(api, redis):
+    r = await api.post("/v1/posts", json=[{"text": f"p{i}"} for i in range(1001)])
+    assert r.status_code == 413
+    assert "at most 1000" in errors(r)
+    assert await redis.xlen(f"{api.settings.namespace}:{keys.POSTS}") == 0
+
+
+@pytest.mark.parametrize("api", [{"api_token": "s3cret-token"}], indirect=True)
+async def test_writes_need_the_token_when_one_is_set(api):
+    post = {"text": "Flooding on Main St"}
+    assert (await api.post("/v1/posts", json=post)).status_code == 401
+    wrong = {"Authorization": "Bearer nope"}
+    assert (await api.post("/v1/posts", json=post, headers=wrong)).status_code == 401
+    good = {"Authorization": "Bearer s3cret-token"}
+    assert (await api.post("/v1/posts", json=post, headers=good)).status_code == 202
+    assert (await api.get("/v1/incidents")).status_code == 200  # reads stay open
+    sub = {"name": "x", "urls": ["json://127.0.0.1:9/"]}
+    assert (await api.post("/v1/subscriptions", json=sub)).status_code == 401
+
+
+async def test_subscriptions_never_show_their_secrets(api):
+    url = "json://bob:hunter2pass@127.0.0.1:9999/hook?+Authorization=Bearer%20tok-abcdef"
+    r = await api.post(
+        "/v1/subscriptions", json={"name": "ops", "urls": [url], "min_severity": "red_alert"}
+    )
+    assert r.status_code == 201
+    created = r.json()
+    listed = (await api.get("/v1/subscriptions")).text
+    one = (await api.get(f"/v1/subscriptions/{created['id']}")).text
+    for shown in (json.dumps(created), listed, one):
+        assert "hunter2pass" not in shown
+        assert "tok-abcdef" not in shown
+    assert created["urls"][0].startswith("json://bob:")
+    assert (await api.delete(f"/v1/subscriptions/{created['id']}")).status_code == 204
+    assert (await api.delete(f"/v1/subscriptions/{created['id']}")).status_code == 404
+
+
+async def test_a_subscription_with_a_bad_url_is_refused_without_echoing_it(api):
+    r = await api.post(
+        "/v1/subscriptions",
+        json={"name": "x", "urls": ["console://", "nosuchscheme://tok-zzz9876@host"]},
+    )
+    assert r.status_code == 422
+    assert "body.urls: urls[1]" in errors(r)
+    assert "tok-zzz9876" not in r.text
+    r = await api.post(
+        "/v1/subscriptions", json={"name": "x", "urls": ["console://"], "min_severity": "huge"}
+    )
+    assert r.status_code == 422
+    assert "body.min_severity" in errors(r)
+
+
+async def test_unknown_incident_is_a_404(api):
+    r = await api.get("/v1/incidents/nope")
+    assert r.status_code == 404
+
+
+async def test_health_and_readiness(api, redis):
+    assert (await api.get("/healthz")).json() == {"status": "ok"}
+    ready = await api.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["groups"] == {"posts": True, "commands": True, "incident-events": True}
+    await redis.delete(f"{api.settings.namespace}:{keys.POSTS}")
+    not_ready = await api.get("/readyz")
+    assert not_ready.status_code == 503
+    assert not_ready.json()["groups"]["posts"] is False
+
+
+async def test_openapi_is_served(api):
+    schema = (await api.get("/openapi.json")).json()
+    assert "/v1/posts" in schema["paths"]
+    assert (await api.get("/docs")).status_code == 200
