@@ -63,6 +63,20 @@ class Keys:
         """Sorted set of incident ids by opening time (newest first when read in reverse)."""
         return f"{self.namespace}:incidents"
 
+    @property
+    def open_incidents(self) -> str:
+        """Sorted set of open incident ids by last activity: the quiet-period sweep reads it."""
+        return f"{self.namespace}:incidents:open"
+
+    def open_by_topic(self, topic: str) -> str:
+        """Sorted set of open incidents about a topic, by last activity: correlation reads it."""
+        return f"{self.namespace}:incidents:open:topic:{topic}"
+
+    def topic_version(self, topic: str) -> str:
+        """Bumped when an incident starts being about a topic: two replicas opening an incident
+        on the same topic at once conflict, and the loser joins the winner's incident."""
+        return f"{self.namespace}:incidents:open:topic:{topic}:version"
+
     def thread(self, source: str, thread_id: str) -> str:
         """Which incident a thread belongs to."""
         return f"{self.namespace}:corr:thread:{source}:{thread_id}"

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shared.severity import Severity
 
@@ -107,6 +107,8 @@ class Incident(Model):
     post_count: int = 0
     # Trust of the post that set the current severity; de-escalation weighs against it.
     severity_trust: float = 1.0
+    # Salient words of its posts: a post without a thread joins when its wording is similar.
+    terms: list[str] = Field(default_factory=list)
     version: int = 0
 
     @property
@@ -130,15 +132,27 @@ class CommandAction(StrEnum):
 
 
 class IncidentCommand(Model):
-    """A person's (or another tool's) decision about an incident."""
+    """A person's (or another tool's) decision about an incident.
+
+    Names the incident by id, or — for tools with their own identity for an event, like
+    PagerDuty's dedup_key or Alertmanager's fingerprint — by `source` and `incident_key`.
+    """
 
     id: str = Field(default_factory=new_id)
-    incident_id: Identifier
+    incident_id: Identifier | None = None
+    source: str | None = Field(default=None, max_length=200)
+    incident_key: str | None = Field(default=None, max_length=200)
     action: CommandAction
     actor: Annotated[str, StringConstraints(min_length=1, max_length=200)] = "anonymous"
     note: str | None = Field(default=None, max_length=2_000)
     via: str = "api"  # api, link, cli, pagerduty, alertmanager…
     at: datetime = Field(default_factory=utcnow)
+
+    @model_validator(mode="after")
+    def _names_an_incident(self) -> "IncidentCommand":
+        if self.incident_id is None and not (self.source and self.incident_key):
+            raise ValueError("give incident_id, or source and incident_key")
+        return self
 
 
 class IncidentEvent(Model):

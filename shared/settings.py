@@ -78,6 +78,30 @@ class Settings(BaseSettings):
         default=100_000, ge=100, description="Approximate cap of the classified/deliveries streams."
     )
 
+    # Incidents.
+    correlation_window_s: int = Field(
+        default=6 * 3600,
+        ge=0,
+        description="A post without a thread joins an open incident active this recently…",
+    )
+    similarity: float = Field(
+        default=0.25, ge=0, le=1, description="…sharing a topic, when this similar in wording."
+    )
+    quiet_period_s: int = Field(
+        default=6 * 3600, ge=0, description="Silence this long resolves an incident (0: never)."
+    )
+    reopen_window_s: int = Field(
+        default=24 * 3600,
+        ge=0,
+        description="A new alarm this soon after resolution reopens; later, opens a new incident.",
+    )
+    pagerduty_secret: SecretStr | None = Field(
+        default=None, description="When set, /v1/webhooks/pagerduty requires an HMAC signature."
+    )
+    alertmanager_secret: SecretStr | None = Field(
+        default=None, description="When set, /v1/webhooks/alertmanager requires an HMAC signature."
+    )
+
     # Delivery.
     send_timeout_s: float = Field(default=15.0, gt=0)
     send_attempts: int = Field(
@@ -86,7 +110,15 @@ class Settings(BaseSettings):
     send_backoff_s: float = Field(default=0.5, ge=0, description="First retry delay; doubles.")
     send_concurrency: int = Field(default=64, ge=1)
 
-    @field_validator("redis_url", "api_token", "link_secret", "subscriptions_file", mode="before")
+    @field_validator(
+        "redis_url",
+        "api_token",
+        "link_secret",
+        "subscriptions_file",
+        "pagerduty_secret",
+        "alertmanager_secret",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # Compose passes `${VAR:-}` as an empty string: that means "not set", not "empty token".

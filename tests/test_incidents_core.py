@@ -9,6 +9,7 @@ from shared.models import (
     Classification,
     CommandAction,
     EventKind,
+    Hit,
     IncidentCommand,
     IncidentStatus,
     Post,
@@ -18,13 +19,16 @@ from shared.severity import Severity
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 
 
-def c(severity: str, *, all_clear=False, stand_down=False, trust=1.0, text="x") -> Classification:
+def c(
+    severity: str, *, all_clear=False, stand_down=False, trust=1.0, text="x", topics=("iss",)
+) -> Classification:
     return Classification(
         post=Post(text=text, source="t"),
         severity=Severity(severity),
         all_clear=all_clear,
         stand_down=stand_down,
         trust=trust,
+        topics=list(topics),
     )
 
 
@@ -42,6 +46,11 @@ def test_chatter_opens_nothing():
     assert incident is None
     assert events == []
     assert not opens_incident(c("no_danger"))
+    # Assessing, but about nothing: no topic, no danger cue (e.g. only "investigating").
+    assert not opens_incident(c("assessing", topics=()))
+    hedged_cue = c("assessing", topics=())
+    hedged_cue.hits = [Hit(rule="leak", kind="cue", text="leak", start=0, end=4, effect="hedged")]
+    assert opens_incident(hedged_cue)
 
 
 def test_red_alert_opens_at_once_and_assessing_does_not_lower_it():

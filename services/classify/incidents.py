@@ -9,8 +9,9 @@ is the incident id and its new version, so the same transition always has the sa
 
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from services.classify.terms import merge_terms, salient_terms
 from shared.models import (
     Classification,
     CommandAction,
@@ -38,8 +39,12 @@ def new_incident_id() -> str:
 
 
 def opens_incident(c: Classification) -> bool:
-    """Chatter does not open incidents; anything at assessing or above does."""
-    return c.severity >= Severity.ASSESSING
+    """An alarm opens an incident: assessing or above, and about something — a topic, a danger
+    cue, or a source that decided the severity itself. Chatter opens nothing."""
+    if c.severity < Severity.ASSESSING:
+        return False
+    cue = any(h.kind == "cue" and h.effect in ("counted", "hedged") for h in c.hits)
+    return bool(c.topics) or cue or c.post.severity is not None
 
 
 def title_for(post: Post) -> str:
@@ -63,9 +68,10 @@ def apply_post(
             sources=[post.source],
             opened_at=now,
             updated_at=now,
-            last_post_at=post.published_at or post.received_at,
+            last_post_at=post.received_at,
             post_count=1,
             severity_trust=c.trust,
+            terms=merge_terms([], salient_terms(post.text)),
             version=1,
         )
         return Transition(
@@ -76,9 +82,10 @@ def apply_post(
 
     nxt = incident.model_copy(deep=True)
     nxt.post_count += 1
-    nxt.last_post_at = post.published_at or post.received_at
+    nxt.last_post_at = max(post.received_at, incident.last_post_at or post.received_at)
     nxt.updated_at = now
     nxt.topics = sorted(set(nxt.topics) | set(c.topics))
+    nxt.terms = merge_terms(nxt.terms, salient_terms(post.text))
     if post.source not in nxt.sources:
         nxt.sources.append(post.source)
     nxt.version += 1
@@ -121,6 +128,35 @@ def _post_effect(incident: Incident, c: Classification) -> tuple[EventKind | Non
 def _cue_text(c: Classification) -> str:
     words = [f'"{h.text}"' for h in c.hits if h.kind in ("all_clear", "stand_down")]
     return ", ".join(words) or "explicit all-clear"
+
+
+def apply_quiet(incident: Incident, *, now: datetime, quiet_period_s: float) -> Transition:
+    """An open incident nobody has posted about for the quiet period resolves on its own."""
+    last = incident.last_post_at or incident.updated_at
+    quiet = quiet_period_s > 0 and now - last >= timedelta(seconds=quiet_period_s)
+    if not incident.is_open or not quiet:
+        return Transition(incident)
+    nxt = incident.model_copy(deep=True)
+    nxt.status = IncidentStatus.RESOLVED
+    nxt.resolved_at = now
+    nxt.updated_at = now
+    nxt.version += 1
+    event = IncidentEvent(
+        id=f"{nxt.id}:{nxt.version}",
+        kind=EventKind.RESOLVED,
+        incident=nxt,
+        previous_severity=incident.severity,
+        previous_status=incident.status,
+        reason=f"resolved on its own: no posts for {_duration(now - last)}",
+        at=now,
+    )
+    return Transition(nxt, [event], changed=True)
+
+
+def _duration(d: timedelta) -> str:
+    minutes = int(d.total_seconds() // 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
 
 
 def apply_command(incident: Incident, cmd: IncidentCommand, *, now: datetime) -> Transition:

@@ -1,6 +1,9 @@
 """classify: posts -> severity -> incidents. Reads `posts` and `commands`; owns incident state."""
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
@@ -53,3 +56,21 @@ class ClassifyService:
             except DecodeError as e:
                 batch.deadletter(entry, f"undecodable command: {e}")
         await self.writer.apply_commands(batch, commands)
+
+    def background(self) -> list[Callable[[asyncio.Event], Awaitable[None]]]:
+        return [self.sweep_quiet_incidents]
+
+    async def sweep_quiet_incidents(self, stop: asyncio.Event) -> None:
+        """Resolve incidents that went quiet; every replica sweeps, compare-and-apply dedups."""
+        quiet = self.settings.quiet_period_s
+        if quiet <= 0:
+            return
+        every = min(30.0, max(0.2, quiet / 10))
+        while not stop.is_set():
+            try:
+                if resolved := await self.writer.sweep_quiet():
+                    log.info("resolved %d incident(s) after %d s without posts", resolved, quiet)
+            except Exception:
+                log.exception("quiet-period sweep failed; will try again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=every)

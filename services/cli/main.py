@@ -3,9 +3,12 @@
 import argparse
 import sys
 
-from services.cli import replay, serve, status
+import httpx
 
-COMMANDS = [serve, replay, status]
+from services.cli import incidents, replay, serve, status
+from services.cli.common import fail
+
+COMMANDS = [serve, replay, status, incidents]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -21,7 +24,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except httpx.TransportError as e:
+        return fail(f"cannot reach the API at {getattr(args, 'url', '?')}: {e}")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,31 @@
-"""/v1/incidents: read incidents; their state is written by classify alone."""
+"""/v1/incidents: read incidents, and act on them (ack, resolve, reopen).
+
+Actions are published to the `commands` stream; classify — the single writer of incident
+state — applies them, and each shows in the incident's timeline.
+"""
 
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
+from pydantic import BaseModel, ConfigDict, Field
 
-from services.ingest.context import Context, ctx
+from services.ingest.context import Context, ctx, require_token
+from shared.models import CommandAction, IncidentCommand
 
 router = APIRouter(tags=["incidents"])
+
+
+class Action(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    actor: str = Field(default="api", min_length=1, max_length=200, description="who acts")
+    note: str | None = Field(default=None, max_length=2_000)
+
+
+class Accepted(BaseModel):
+    command_id: str
+    incident_id: str
+    action: CommandAction
 
 
 @router.get("/v1/incidents")
@@ -26,3 +45,30 @@ async def get_incident(incident_id: str, c: Context = Depends(ctx)) -> dict[str,
     if detail is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id!r}")
     return detail
+
+
+async def act(
+    c: Context, incident_id: str, action: CommandAction, actor: str, note: str | None, via: str
+) -> Accepted:
+    if await c.incidents.get(incident_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id!r}")
+    cmd = IncidentCommand(incident_id=incident_id, action=action, actor=actor, note=note, via=via)
+    await c.publisher.command(cmd)
+    return Accepted(command_id=cmd.id, incident_id=incident_id, action=action)
+
+
+@router.post(
+    "/v1/incidents/{incident_id}/{action}",
+    status_code=202,
+    response_model=Accepted,
+    dependencies=[Depends(require_token)],
+    summary="Acknowledge, resolve or reopen an incident",
+)
+async def act_on_incident(
+    incident_id: str,
+    action: CommandAction,
+    body: Action | None = None,
+    c: Context = Depends(ctx),
+) -> Accepted:
+    body = body or Action()
+    return await act(c, incident_id, action, body.actor, body.note, via="api")

@@ -1,0 +1,84 @@
+"""`redalert incidents list|show|ack|resolve|reopen`, through the API."""
+
+import argparse
+import getpass
+import json
+
+from services.cli.common import add_api_options, api, check
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("incidents", help="list, show and act on incidents")
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    ls = verbs.add_parser("list", help="newest first")
+    ls.add_argument("--limit", type=int, default=20)
+    ls.add_argument("--json", action="store_true")
+    add_api_options(ls)
+    ls.set_defaults(func=run_list)
+
+    show = verbs.add_parser("show", help="an incident with its posts, timeline and deliveries")
+    show.add_argument("incident_id")
+    show.add_argument("--json", action="store_true")
+    add_api_options(show)
+    show.set_defaults(func=run_show)
+
+    for verb, help_ in (
+        ("ack", "acknowledge: stops repeat notifications until it escalates"),
+        ("resolve", "resolve"),
+        ("reopen", "reopen a resolved incident"),
+    ):
+        v = verbs.add_parser(verb, help=help_)
+        v.add_argument("incident_id")
+        v.add_argument("--actor", default=getpass.getuser(), help="who acts (default: you)")
+        v.add_argument("--note")
+        add_api_options(v)
+        v.set_defaults(func=run_action, action=verb)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    with api(args) as client:
+        incidents = check(client.get("/v1/incidents", params={"limit": args.limit}))
+    if args.json:
+        print(json.dumps(incidents, indent=2))
+        return 0
+    for i in incidents:
+        print(
+            f"{i['id']}  {i['status']:<12} {i['severity']:<10} {i['post_count']:>4} posts  "
+            f"{i['opened_at'][:19]}  {i['title'][:60]}"
+        )
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    with api(args) as client:
+        detail = check(client.get(f"/v1/incidents/{args.incident_id}"))
+    if args.json:
+        print(json.dumps(detail, indent=2))
+        return 0
+    i = detail["incident"]
+    print(f"{i['id']}: {i['title']}")
+    print(f"  {i['status']}, {i['severity']} (peak {i['peak_severity']}), {i['post_count']} posts")
+    print("timeline:")
+    for t in detail["timeline"]:
+        print(f"  {t['at'][:19]}  {t['kind']:<13} {t['severity']:<10} {t['reason']}")
+    print("posts:")
+    for p in detail["posts"]:
+        print(f"  {p['severity']:<10} {p.get('author') or p['source']}: {p['text'][:80]}")
+    if detail["deliveries"]:
+        print("told:")
+        for d in detail["deliveries"]:
+            print(f"  {d['at'][:19]}  {d['subscription_name']}: {d['title'][:50]} ({d['outcome']})")
+    return 0
+
+
+def run_action(args: argparse.Namespace) -> int:
+    with api(args) as client:
+        answer = check(
+            client.post(
+                f"/v1/incidents/{args.incident_id}/{args.action}",
+                json={"actor": args.actor, "note": args.note},
+            )
+        )
+    print(f"{args.action} of {answer['incident_id']} accepted (command {answer['command_id']})")
+    return 0

@@ -1,0 +1,210 @@
+"""Inbound webhooks from other tools: PagerDuty Events API v2 and Alertmanager (version 4).
+
+Their alerts become posts with the severity already decided and an incident key (PagerDuty's
+dedup_key, Alertmanager's fingerprint), so every event about one alert lands in one incident;
+their acknowledgements and resolutions become commands on that incident.
+
+Authentication: with REDALERT_PAGERDUTY_SECRET / REDALERT_ALERTMANAGER_SECRET set, the body must
+carry `X-Redalert-Signature: sha256=<HMAC of the raw body>`; otherwise the API token applies.
+A bad or missing signature is a 401 and nothing is published.
+"""
+
+import hashlib
+import json
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from services.ingest.context import Context, ctx, require_token
+from services.ingest.errors import invalid
+from shared import signing
+from shared.models import CommandAction, IncidentCommand, Post
+from shared.severity import Severity
+
+router = APIRouter(tags=["webhooks"])
+
+
+async def _authenticated_body(request: Request, secret: SecretStr | None) -> Any:
+    body = await request.body()
+    if secret is not None:
+        header = request.headers.get(signing.HEADER)
+        if not signing.valid(secret.get_secret_value(), body, header):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                detail=f"missing or bad {signing.HEADER} (sha256=<HMAC-SHA256 of the body>)",
+            )
+    else:
+        require_token(request)
+    try:
+        return json.loads(body)
+    except ValueError as e:
+        raise HTTPException(422, detail=f"body: not JSON ({e})") from None
+
+
+def _digest(raw: Any) -> str:
+    return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --- PagerDuty ---------------------------------------------------------------------------------
+
+PAGERDUTY_SEVERITY = {
+    "critical": Severity.RED_ALERT,
+    "error": Severity.RED_ALERT,
+    "warning": Severity.ASSESSING,
+    "info": Severity.NO_DANGER,
+}
+
+
+class PagerDutyPayload(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    summary: str = Field(min_length=1, max_length=1024)
+    severity: Literal["critical", "error", "warning", "info"]
+    source: str = Field(min_length=1, max_length=255)
+    timestamp: datetime | None = None
+
+
+class PagerDutyEvent(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    routing_key: str = Field(min_length=1, max_length=255)
+    event_action: Literal["trigger", "acknowledge", "resolve"]
+    dedup_key: str | None = Field(default=None, min_length=1, max_length=255)
+    payload: PagerDutyPayload | None = None
+    client_url: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> "PagerDutyEvent":
+        if self.event_action == "trigger" and self.payload is None:
+            raise ValueError("payload is required to trigger")
+        if self.event_action != "trigger" and self.dedup_key is None:
+            raise ValueError(f"dedup_key is required to {self.event_action}")
+        return self
+
+
+@router.post("/v1/webhooks/pagerduty", status_code=202)
+async def pagerduty(request: Request, c: Context = Depends(ctx)) -> Any:
+    raw = await _authenticated_body(request, c.settings.pagerduty_secret)
+    try:
+        event = PagerDutyEvent.model_validate(raw)
+    except ValidationError as e:
+        return invalid(e)
+    dedup_key = event.dedup_key or uuid.uuid4().hex
+    if event.event_action == "trigger":
+        payload = event.payload
+        assert payload is not None  # checked by the model
+        post = Post(
+            # Identical retries are one post; an updated trigger is a new post in the incident.
+            id=f"{dedup_key}:{_digest(raw)}",
+            source="pagerduty",
+            text=payload.summary,
+            author=payload.source,
+            url=event.client_url,
+            published_at=payload.timestamp,
+            severity=PAGERDUTY_SEVERITY[payload.severity],
+            incident_key=dedup_key,
+        )
+        await c.publisher.posts([post])
+    else:
+        action = CommandAction.ACK if event.event_action == "acknowledge" else CommandAction.RESOLVE
+        await c.publisher.command(
+            IncidentCommand(
+                source="pagerduty",
+                incident_key=dedup_key,
+                action=action,
+                actor="pagerduty",
+                via="pagerduty",
+            )
+        )
+    return {"status": "success", "message": "Event processed", "dedup_key": dedup_key}
+
+
+# --- Alertmanager --------------------------------------------------------------------------------
+
+ALERTMANAGER_SEVERITY = {
+    **dict.fromkeys(["critical", "page", "emergency", "error", "high"], Severity.RED_ALERT),
+    **dict.fromkeys(["warning", "warn", "medium"], Severity.ASSESSING),
+    **dict.fromkeys(["info", "informational", "low", "none", "ok"], Severity.NO_DANGER),
+}
+
+
+class Alert(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+    startsAt: datetime
+    generatorURL: str | None = None
+    fingerprint: str = Field(min_length=1, max_length=200)
+
+    @property
+    def severity(self) -> Severity:
+        label = self.labels.get("severity", "").lower()
+        return ALERTMANAGER_SEVERITY.get(label, Severity.ASSESSING)
+
+    @property
+    def text(self) -> str:
+        a = self.annotations
+        headline = a.get("summary") or a.get("description") or self.labels.get("alertname", "")
+        details = a.get("description") if a.get("summary") else None
+        return (f"{headline}: {details}" if details else headline)[:10_000] or "alert"
+
+
+class AlertmanagerWebhook(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    version: Literal["4"]
+    status: Literal["firing", "resolved"]
+    receiver: str = ""
+    alerts: list[Alert] = Field(min_length=1, max_length=1_000)
+
+
+@router.post("/v1/webhooks/alertmanager", status_code=202)
+async def alertmanager(request: Request, c: Context = Depends(ctx)) -> Any:
+    raw = await _authenticated_body(request, c.settings.alertmanager_secret)
+    try:
+        hook = AlertmanagerWebhook.model_validate(raw)
+    except ValidationError as e:
+        return invalid(e)
+    posts, commands, skipped = [], [], 0
+    for alert in hook.alerts:
+        # Alertmanager repeats a firing alert every repeat_interval: one alert, one post.
+        post_id = f"{alert.fingerprint}:{alert.startsAt.isoformat()}"
+        if alert.status == "firing":
+            posts.append(
+                Post(
+                    id=post_id,
+                    source="alertmanager",
+                    text=alert.text,
+                    author=alert.labels.get("job") or hook.receiver or None,
+                    url=alert.generatorURL,
+                    published_at=alert.startsAt,
+                    severity=alert.severity,
+                    incident_key=alert.fingerprint,
+                )
+            )
+        elif await c.redis.get(c.keys.applied(f"alertmanager:{post_id}")) == b"-":
+            skipped += 1  # it fired below any incident (e.g. severity info): nothing to resolve
+        else:
+            commands.append(
+                IncidentCommand(
+                    source="alertmanager",
+                    incident_key=alert.fingerprint,
+                    action=CommandAction.RESOLVE,
+                    actor="alertmanager",
+                    via="alertmanager",
+                )
+            )
+    accepted, duplicates = await c.publisher.posts(posts)
+    for cmd in commands:
+        await c.publisher.command(cmd)
+    return {
+        "posts": len(accepted),
+        "duplicates": len(duplicates),
+        "resolved": len(commands),
+        "skipped": skipped,
+    }
