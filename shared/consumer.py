@@ -229,12 +229,21 @@ class StreamConsumer:
             await pipe.execute()
 
     async def supervise(self, stop: asyncio.Event, every_s: float = 2.0) -> None:
-        """Recreate the group and restart subscribers that FastStream stopped on NOGROUP."""
+        """Keep the consumer healthy: restart subscribers that FastStream stopped on NOGROUP
+        (recreating the group), and trim what every group has acknowledged."""
+        loop = asyncio.get_running_loop()
+        next_trim = loop.time() + self.settings.trim_interval_s
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=every_s)
             if stop.is_set():
                 return
+            if loop.time() >= next_trim:
+                next_trim = loop.time() + self.settings.trim_interval_s
+                try:
+                    await trim_acknowledged(self.redis, self.stream)
+                except Exception:
+                    log.exception("%s: trimming failed; will try again", self.short_name)
             stopped = [s for s in self._subscribers if not s.running]
             if not stopped:
                 continue
@@ -264,6 +273,39 @@ def _describe(exc: BaseException) -> str:
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     where = f" at {last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno}" if last else ""
     return f"{type(exc).__name__}: {exc}{where}"
+
+
+async def trim_acknowledged(redis: Redis, stream: str) -> bytes | None:
+    """Trim a work stream below the oldest entry some group still needs. Returns the bound.
+
+    Every group counts, not only redalert's: an entry goes only once all of them acknowledged it.
+    An entry a group has not read yet is above its last-delivered id; one it read but did not
+    acknowledge is in its pending list.
+    """
+    try:
+        groups = await redis.xinfo_groups(stream)
+    except ResponseError:
+        return None  # no stream yet
+    if not groups:
+        return None  # nobody has started reading: everything is still work
+    bounds = []
+    for g in groups:
+        bound = g["last-delivered-id"]
+        if g["pending"]:
+            summary = await redis.xpending(stream, g["name"])
+            bound = min(bound, summary["min"], key=_entry_id)
+        bounds.append(bound)
+    lowest = min(bounds, key=_entry_id)
+    if lowest in (b"0-0", "0-0"):
+        return None
+    await redis.xtrim(stream, minid=lowest, approximate=True)
+    return lowest
+
+
+def _entry_id(value: bytes | str) -> tuple[int, int]:
+    text = value.decode() if isinstance(value, bytes) else value
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
 
 
 async def ensure_group(redis: Redis, stream: str, group: str) -> None:

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     )
 
     # Retention.
+    trim_interval_s: float = Field(
+        default=60, gt=0, description="How often work streams are trimmed below what was acked."
+    )
     dedup_ttl_s: int = Field(
         default=7 * 86_400, ge=60, description="How long a post id is remembered."
     )

@@ -237,3 +237,25 @@ def test_consumer_names_are_unique_per_process(settings):
     name = Settings(_env_file=None).consumer_name
     assert name == f"{socket.gethostname()}-{os.getpid()}"
     assert StreamConsumer(None, settings, keys.POSTS, None).consumer == settings.consumer_name  # type: ignore[arg-type]
+
+
+async def test_work_streams_are_trimmed_only_below_what_every_group_acknowledged(settings, redis):
+    from shared.consumer import trim_acknowledged
+
+    stream = f"{settings.namespace}:{keys.POSTS}"
+    ids = [await redis.xadd(stream, {"text": f"p{i}"}) for i in range(10)]
+    assert await trim_acknowledged(redis, stream) is None  # no group yet: all of it is work
+    await redis.xgroup_create(stream, "a", id="0")
+    await redis.xgroup_create(stream, "b", id="0")
+    # Group a reads and acks 8 entries; group b reads 5 and acks only the first 2.
+    read_a = await redis.xreadgroup("a", "c", {stream: ">"}, count=8)
+    await redis.xack(stream, "a", *[i for i, _ in read_a[0][1]])
+    read_b = await redis.xreadgroup("b", "c", {stream: ">"}, count=5)
+    await redis.xack(stream, "b", *[i for i, _ in read_b[0][1][:2]])
+
+    bound = await trim_acknowledged(redis, stream)
+    assert bound == ids[2]  # b still needs entries 2, 3, 4 (pending) and 5.. (unread)
+    await redis.xtrim(stream, minid=bound)  # exact, to check nothing needed is below it
+    remaining = [i for i, _ in await redis.xrange(stream)]
+    assert remaining[0] <= ids[2]
+    assert set(ids[2:]) <= set(remaining)
