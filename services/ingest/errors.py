@@ -30,14 +30,22 @@ def unprocessable(errors: list[dict[str, Any]]) -> JSONResponse:
     return JSONResponse(status_code=422, content={"error": summary(errors), "detail": errors})
 
 
-def invalid(e: ValidationError, prefix: tuple[Any, ...] = ("body",)) -> JSONResponse:
-    return unprocessable(field_errors(e.errors(), prefix))
+class Invalid(Exception):
+    """Raise from a route that validates a body itself: answered as a 422 naming the fields."""
+
+    def __init__(self, e: ValidationError, prefix: tuple[Any, ...] = ("body",)) -> None:
+        super().__init__(str(e))
+        self.errors = field_errors(e.errors(), prefix)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         return unprocessable(field_errors(exc.errors()))
+
+    @app.exception_handler(Invalid)
+    async def _invalid(_: Request, exc: Invalid) -> JSONResponse:
+        return unprocessable(exc.errors)
 
 
 class BodyLimit:

@@ -31,9 +31,16 @@ def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
     )
 
 
-async def _check(c: Context, incident_id: str, action: str, expires: int, sig: str) -> str | None:
+async def _refusal(
+    c: Context, incident_id: str, action: str, expires: int, sig: str
+) -> HTMLResponse | None:
+    """The page to answer when the link must not be used; None when it is good."""
+    if action not in ACTIONS:
+        return _page("Unknown action", f"<p>{html.escape(action)} is not an action.</p>", 404)
     secret = await link_secret(c.redis, c.settings)
-    return verify(secret, incident_id, action, expires, sig)
+    if problem := verify(secret, incident_id, action, expires, sig):
+        return _page("This link does not work", f"<p>{html.escape(problem)}.</p>", 403)
+    return None
 
 
 @router.get("/v1/incidents/{incident_id}/{action}/link", response_class=HTMLResponse)
@@ -44,10 +51,8 @@ async def confirm_page(
     sig: str = Query(..., max_length=128),
     c: Context = Depends(ctx),
 ) -> HTMLResponse:
-    if action not in ACTIONS:
-        return _page("Unknown action", f"<p>{html.escape(action)} is not an action.</p>", 404)
-    if problem := await _check(c, incident_id, action, expires, sig):
-        return _page("This link does not work", f"<p>{html.escape(problem)}.</p>", 403)
+    if refusal := await _refusal(c, incident_id, action, expires, sig):
+        return refusal
     incident = await c.incidents.get(incident_id)
     if incident is None:
         return _page("No such incident", f"<p>{html.escape(incident_id)}</p>", 404)
@@ -72,10 +77,8 @@ async def act_by_link(
     sig: str = Query(..., max_length=128),
     c: Context = Depends(ctx),
 ) -> HTMLResponse:
-    if action not in ACTIONS:
-        return _page("Unknown action", f"<p>{html.escape(action)} is not an action.</p>", 404)
-    if problem := await _check(c, incident_id, action, expires, sig):
-        return _page("This link does not work", f"<p>{html.escape(problem)}.</p>", 403)
+    if refusal := await _refusal(c, incident_id, action, expires, sig):
+        return refusal
     form = parse_qs((await request.body()).decode(errors="replace"))
     actor = (form.get("actor") or ["someone with the link"])[0].strip()[:200] or "someone"
     note = (form.get("note") or [""])[0].strip()[:2000] or None

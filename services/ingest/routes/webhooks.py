@@ -10,24 +10,26 @@ A bad or missing signature is a 401 and nothing is published.
 """
 
 import hashlib
-import json
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from services.ingest.context import Context, ctx, require_token
-from services.ingest.errors import invalid
+from services.ingest.errors import Invalid
 from shared import signing
 from shared.models import CommandAction, IncidentCommand, Post
 from shared.severity import Severity
 
 router = APIRouter(tags=["webhooks"])
 
+M = TypeVar("M", bound=BaseModel)
 
-async def _authenticated_body(request: Request, secret: SecretStr | None) -> Any:
+
+async def _authenticated(request: Request, secret: SecretStr | None, model: type[M]) -> M:
+    """The body, checked: signed (or the API token), JSON, and valid (422 naming the field)."""
     body = await request.body()
     if secret is not None:
         header = request.headers.get(signing.HEADER)
@@ -39,13 +41,13 @@ async def _authenticated_body(request: Request, secret: SecretStr | None) -> Any
     else:
         require_token(request)
     try:
-        return json.loads(body)
-    except ValueError as e:
-        raise HTTPException(422, detail=f"body: not JSON ({e})") from None
+        return model.model_validate_json(body)
+    except ValidationError as e:
+        raise Invalid(e) from None
 
 
-def _digest(raw: Any) -> str:
-    return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:16]
+def _digest(event: BaseModel) -> str:
+    return hashlib.sha256(event.model_dump_json().encode()).hexdigest()[:16]
 
 
 # --- PagerDuty ---------------------------------------------------------------------------------
@@ -87,18 +89,14 @@ class PagerDutyEvent(BaseModel):
 
 @router.post("/v1/webhooks/pagerduty", status_code=202)
 async def pagerduty(request: Request, c: Context = Depends(ctx)) -> Any:
-    raw = await _authenticated_body(request, c.settings.pagerduty_secret)
-    try:
-        event = PagerDutyEvent.model_validate(raw)
-    except ValidationError as e:
-        return invalid(e)
+    event = await _authenticated(request, c.settings.pagerduty_secret, PagerDutyEvent)
     dedup_key = event.dedup_key or uuid.uuid4().hex
     if event.event_action == "trigger":
         payload = event.payload
         assert payload is not None  # checked by the model
         post = Post(
             # Identical retries are one post; an updated trigger is a new post in the incident.
-            id=f"{dedup_key}:{_digest(raw)}",
+            id=f"{dedup_key}:{_digest(event)}",
             source="pagerduty",
             text=payload.summary,
             author=payload.source,
@@ -165,11 +163,7 @@ class AlertmanagerWebhook(BaseModel):
 
 @router.post("/v1/webhooks/alertmanager", status_code=202)
 async def alertmanager(request: Request, c: Context = Depends(ctx)) -> Any:
-    raw = await _authenticated_body(request, c.settings.alertmanager_secret)
-    try:
-        hook = AlertmanagerWebhook.model_validate(raw)
-    except ValidationError as e:
-        return invalid(e)
+    hook = await _authenticated(request, c.settings.alertmanager_secret, AlertmanagerWebhook)
     posts, commands, skipped = [], [], 0
     for alert in hook.alerts:
         # Alertmanager repeats a firing alert every repeat_interval: one alert, one post.
