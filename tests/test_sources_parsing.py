@@ -35,7 +35,8 @@ CALM = Item("5502", "Roscosmos: crew not in danger", "The crew &amp; station are
 
 def test_rss2_items_become_posts_with_clean_text():
     feed = parse_feed(rss2([CALM, LEAK]), "news", url="https://news.example.org/feed/")
-    assert feed.well_formed and feed.warnings == []
+    assert feed.well_formed
+    assert feed.warnings == []
     calm, leak = feed.posts
     assert leak.id == "https://news.example.org/?p=5501"  # the guid
     assert leak.source == "news"
@@ -57,7 +58,8 @@ def test_atom_entries_become_posts():
     assert post.id == "tag:news.example.org,2023:5501"
     assert post.author == "Spaceflight Now"
     assert post.text.startswith("Leak reported on the station's Nauka module\n\nA leak from")
-    assert "<" not in post.text and "&nbsp;" not in post.text
+    assert "<" not in post.text
+    assert "&nbsp;" not in post.text
     assert post.published_at == datetime(2023, 10, 9, 20, 5, tzinfo=UTC)
 
 
@@ -129,7 +131,8 @@ def test_long_guids_are_hashed_to_a_stable_id():
     guid = "https://news.example.org/" + "x" * 300
     doc = f'<rss version="2.0"><channel><item><title>a</title><guid>{guid}</guid></item>'
     post = parse_feed((doc + "</channel></rss>").encode(), "n").posts[0]
-    assert post.id.startswith("sha256:") and len(post.id) <= 200
+    assert post.id.startswith("sha256:")
+    assert len(post.id) <= 200
 
 
 @pytest.mark.parametrize(
@@ -175,7 +178,7 @@ def test_mastodon_html_becomes_readable_text():
         "N74BY</span></a></p>"
     )
     assert html_to_text(html) == (
-        "@harwood ISS: MCC to Mogensen: \"We're still assessing\"\nmore soon #ISS\n\n"
+        '@harwood ISS: MCC to Mogensen: "We\'re still assessing"\nmore soon #ISS\n\n'
         "Live: https://www.youtube.com/watch?v=1rcSyN74BY"
     )
 
@@ -200,7 +203,8 @@ def test_statuses_become_posts_with_author_url_and_time():
     posts, skipped = mastodon.parse_statuses([REPLY, ROOT], "social.example")
     assert skipped == []
     reply, root = posts
-    assert root.id == "111200" and root.source == "social.example"
+    assert root.id == "111200"
+    assert root.source == "social.example"
     assert root.text == "ISS: there's a leak coming from the radiator on MLM"
     assert root.author == "harwood"
     assert root.url == "https://social.example/@harwood/111200"
@@ -226,7 +230,8 @@ def test_a_boost_is_the_status_it_boosts_and_is_not_doubled():
     posts, _ = mastodon.parse_statuses([BOOST, REPLY, ROOT], "s")
     assert [p.id for p in posts] == ["111200", "111201"]
     (only,) = mastodon.parse_statuses([BOOST], "s")[0]
-    assert only.id == "111200" and only.author == "harwood"
+    assert only.id == "111200"
+    assert only.author == "harwood"
     assert only.text == "ISS: there's a leak coming from the radiator on MLM"
     assert only.url == "https://social.example/@harwood/111200"
 
@@ -334,7 +339,9 @@ def test_secrets_are_stored_but_never_shown():
         "a-webhook-secret-123"
     )
     shown = json.dumps([public(s), public(w)])
-    assert "t0ken-value" not in shown and "a-webhook-secret-123" not in shown and "pw" not in shown
+    assert "t0ken-value" not in shown
+    assert "a-webhook-secret-123" not in shown
+    assert "pw" not in shown
     assert public(s)["token"] == public(w)["secret"] == "****"
     assert public(s)["url"] == "https://u:****@s.example"
 
@@ -387,9 +394,7 @@ def test_duplicate_names_in_the_file_are_refused(tmp_path: Path):
 
 def test_backoff_doubles_up_to_the_cap_and_honours_retry_after():
     def delay(failures: int, retry_after: float | None = None) -> float:
-        return next_delay(
-            60, failures, backoff_s=30, backoff_max_s=600, retry_after_s=retry_after
-        )
+        return next_delay(60, failures, backoff_s=30, backoff_max_s=600, retry_after_s=retry_after)
 
     assert [delay(n) for n in range(6)] == [60, 30, 60, 120, 240, 480]
     assert delay(50) == 600
@@ -410,7 +415,8 @@ def test_retry_after_as_seconds_or_http_date():
 def test_webhook_signatures():
     body = b'{"text": "leak"}'
     good = webhook.sign("s3cret-s3cret-s3cret", body)
-    assert good.startswith("sha256=") and len(good) == 7 + 64
+    assert good.startswith("sha256=")
+    assert len(good) == 7 + 64
     assert webhook.verify("s3cret-s3cret-s3cret", body, good)
     assert webhook.verify("s3cret-s3cret-s3cret", body, good.upper().replace("SHA256", "sha256"))
     assert not webhook.verify("s3cret-s3cret-s3cret", body + b" ", good)

@@ -3,9 +3,9 @@
 import argparse
 import sys
 
-from services.cli import replay, serve
+from services.cli import replay, serve, sources
 
-COMMANDS = [serve, replay]
+COMMANDS = [serve, replay, sources]
 
 
 def parser() -> argparse.ArgumentParser:

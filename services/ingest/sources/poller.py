@@ -15,7 +15,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from redis.asyncio import Redis
 
@@ -202,8 +201,3 @@ class Poller:
             failures,
             delay,
         )
-
-    # --- for the API ---------------------------------------------------------------------------
-
-    async def describe(self, source: Source) -> dict[str, Any]:
-        return await self.store.status(source.name)
