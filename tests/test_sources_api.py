@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 from services.cli.main import main as cli
-from services.ingest.sources.webhook import SIGNATURE_HEADER, sign
 from shared import keys
+from shared.signing import HEADER as SIGNATURE_HEADER
+from shared.signing import sign
+from tests.conftest import eventually
 from tests.source_servers import FeedDocument, Item, SourceServer
 from tests.test_sources_polling import FAST, api, published
 
@@ -102,7 +104,7 @@ async def test_poll_now_answers_what_it_did(make_settings, run_services, server,
         # A long interval: only the first poll, at creation, and the ones asked for happen.
         spec = {"name": "feed", "kind": "rss", "url": url, "interval_s": 3600}
         assert (await client.post("/v1/sources", json=spec)).status_code == 201
-        await asyncio.sleep(0.3)
+        await eventually(lambda: server.requests_to("/feed.xml"))
         first = (await client.post("/v1/sources/feed/poll")).json()
         feed.add(Item("2", "Crew safe", "<p>Not in any danger</p>"))
         second = (await client.post("/v1/sources/feed/poll")).json()

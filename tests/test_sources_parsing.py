@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from services.ingest.sources import mastodon, webhook
+from services.ingest.sources import mastodon
 from services.ingest.sources.base import SourceError
 from services.ingest.sources.rss import parse_feed
 from services.ingest.sources.schedule import next_delay, parse_retry_after
@@ -389,7 +389,7 @@ def test_duplicate_names_in_the_file_are_refused(tmp_path: Path):
         load_sources_file(path)
 
 
-# --- schedule and signatures -------------------------------------------------------------------
+# --- schedule -------------------------------------------------------------------------------
 
 
 def test_backoff_doubles_up_to_the_cap_and_honours_retry_after():
@@ -410,16 +410,3 @@ def test_retry_after_as_seconds_or_http_date():
     assert parse_retry_after("Mon, 09 Oct 2023 20:00:00 GMT", now) == 0
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
-
-
-def test_webhook_signatures():
-    body = b'{"text": "leak"}'
-    good = webhook.sign("s3cret-s3cret-s3cret", body)
-    assert good.startswith("sha256=")
-    assert len(good) == 7 + 64
-    assert webhook.verify("s3cret-s3cret-s3cret", body, good)
-    assert webhook.verify("s3cret-s3cret-s3cret", body, good.upper().replace("SHA256", "sha256"))
-    assert not webhook.verify("s3cret-s3cret-s3cret", body + b" ", good)
-    assert not webhook.verify("another-secret-entirely", body, good)
-    assert not webhook.verify("s3cret-s3cret-s3cret", body, None)
-    assert not webhook.verify("s3cret-s3cret-s3cret", body, good.removeprefix("sha256="))

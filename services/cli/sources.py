@@ -27,23 +27,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--access-token", help="mastodon: access token (lists need one)")
     add.add_argument("--secret", help="webhook: the HMAC-SHA256 key senders sign with")
     add.add_argument("--post-source", help="the `source` its posts carry")
-    add_api_options(add)
-    add.set_defaults(func=run_add)
 
     ls = commands.add_parser("list", help="sources and their status")
     ls.add_argument("--json", action="store_true", help="print the API's JSON")
-    add_api_options(ls)
-    ls.set_defaults(func=run_list)
 
     rm = commands.add_parser("rm", help="remove a source, its cursor and its status")
     rm.add_argument("name")
-    add_api_options(rm)
-    rm.set_defaults(func=run_rm)
 
     poll = commands.add_parser("poll-once", help="poll sources now (all polled ones by default)")
     poll.add_argument("names", nargs="*", metavar="NAME")
-    add_api_options(poll)
-    poll.set_defaults(func=run_poll_once)
+
+    for parser, run in ((add, run_add), (ls, run_list), (rm, run_rm), (poll, run_poll_once)):
+        add_api_options(parser)
+        parser.set_defaults(func=run)
 
 
 def run_add(args: argparse.Namespace) -> int:

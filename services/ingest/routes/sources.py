@@ -2,6 +2,7 @@
 
 import json
 import time
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
@@ -9,9 +10,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from services.ingest.context import Context, ctx, require_token
 from services.ingest.errors import unprocessable
 from services.ingest.routes.posts import Accepted, posts_or_refusal
-from services.ingest.sources import webhook
 from services.ingest.sources.poller import Poller
 from services.ingest.sources.spec import Source, SourceKind, SourceSpec, public
+from shared import signing
 from shared.models import utcnow
 
 router = APIRouter(tags=["sources"])
@@ -62,16 +63,17 @@ async def delete_source(name: str, p: Poller = Depends(poller)) -> None:
 
 @router.post("/v1/sources/{name}/poll", dependencies=[Depends(require_token)])
 async def poll_source(name: str, p: Poller = Depends(poller)) -> dict[str, Any]:
-    """Poll now, whatever the schedule or backoff says; answers what the poll did."""
+    """Poll now, whatever the schedule or backoff says (after a poll in flight, if any);
+    answers what the poll did."""
     source = await _existing(p, name)
     if not source.polled:
         raise HTTPException(status.HTTP_409_CONFLICT, f"{name!r} is a {source.kind} source")
-    outcome = await p.poll(name)
+    outcome = await p.poll(name, wait_s=p.lease_ms / 1_000)  # a poll in flight ends first
     if outcome is None:  # deleted meanwhile
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no source {name!r}")
     if outcome.busy:
         raise HTTPException(status.HTTP_409_CONFLICT, f"{name!r} is being polled by {outcome.busy}")
-    return {**outcome.__dict__, "summary": outcome.summary()}
+    return {**asdict(outcome), "summary": outcome.summary()}
 
 
 @router.post(
@@ -89,12 +91,11 @@ async def push_posts(
     if source is None or source.kind is not SourceKind.WEBHOOK or source.secret is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no webhook source {name!r}")
     raw = await request.body()
-    signature = request.headers.get(webhook.SIGNATURE_HEADER)
-    if not webhook.verify(source.secret.get_secret_value(), raw, signature):
+    signature = request.headers.get(signing.HEADER)
+    if not signing.valid(source.secret.get_secret_value(), raw, signature):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            f"{webhook.SIGNATURE_HEADER}: missing, or not the body's signature with "
-            f"{name!r}'s secret",
+            f"{signing.HEADER}: missing, or not the body's signature with {name!r}'s secret",
         )
     try:
         body = json.loads(raw)

@@ -4,7 +4,6 @@
   declare it; validated, with its secrets kept out of every answer.
 - `rss`, `mastodon` — each kind's pure parsing (a feed or a page of statuses -> Posts) and the
   requests it makes (conditional GET, since_id paging).
-- `webhook` — HMAC signatures of pushed posts.
 - `fetch`, `schedule` — one HTTP request with its limits and failures; when to poll next.
 - `store` — sources, cursors, status and leases in Redis.
 - `poller` — the loop every ingest replica runs: poll the sources that are due, one replica per

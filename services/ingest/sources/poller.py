@@ -80,6 +80,7 @@ class Poller:
             declared = load_sources_file(self.settings.sources_file)
             report = await self.store.apply(declared, now=time.time())
             log.info("sources file %s applied: %s", self.settings.sources_file, report)
+        await self.store.schedule_all(now=time.time())
         self._loop = asyncio.create_task(self.run())
 
     async def stop(self) -> None:
@@ -118,18 +119,25 @@ class Poller:
 
     # --- one poll ------------------------------------------------------------------------------
 
-    async def poll(self, name: str, *, only_if_due: bool = False) -> PollOutcome | None:
-        """Poll a source now, unless another replica is at it. None: no such polled source."""
+    async def poll(
+        self, name: str, *, only_if_due: bool = False, wait_s: float = 0.0
+    ) -> PollOutcome | None:
+        """Poll a source now. If another replica is at it, wait up to `wait_s` for it to finish,
+        else say who is. None: there is no such polled source."""
         token = f"{self.settings.consumer_name}/{uuid.uuid4().hex[:8]}"
-        if not await self.store.acquire(name, token, self.lease_ms):
-            holder = await self.store.holder(name)
-            return PollOutcome(name, busy=(holder or "another replica").rpartition("/")[0])
+        deadline = time.monotonic() + wait_s
+        while not await self.store.acquire(name, token, self.lease_ms):
+            if time.monotonic() >= deadline:
+                holder = await self.store.holder(name)
+                return PollOutcome(name, busy=(holder or "another replica").rpartition("/")[0])
+            await asyncio.sleep(0.05)
         try:
             # Another replica may have polled it between our look at the schedule and the lease.
             if only_if_due and not await self.store.is_due(name, time.time()):
                 return PollOutcome(name)
             source = await self.store.get(name)
             if source is None or not source.polled:
+                await self.store.forget(name)
                 return None
             return await self._poll(source, token)
         finally:

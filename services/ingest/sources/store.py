@@ -54,11 +54,22 @@ class SourceStore:
 
     async def add(self, source: Source, *, now: float) -> bool:
         """False if a source of that name exists."""
-        if not await self.redis.hsetnx(self.k.sources, source.name, source.stored()):
-            return False
-        if source.polled:
-            await self.redis.zadd(self.k.sources_due, {source.name: now}, nx=True)
-        return True
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(self.k.sources, source.name, source.stored())
+            if source.polled:  # harmless if the name was taken: see `forget`
+                pipe.zadd(self.k.sources_due, {source.name: now}, nx=True)
+            added, *_ = await pipe.execute()
+        return bool(added)
+
+    async def schedule_all(self, *, now: float) -> None:
+        """Every polled source is on the schedule (after a start, whatever happened before)."""
+        polled = {s.name: now for s in await self.all() if s.polled}
+        if polled:
+            await self.redis.zadd(self.k.sources_due, polled, nx=True)
+
+    async def forget(self, name: str) -> None:
+        """Off the schedule: the source is gone, or is not polled."""
+        await self.redis.zrem(self.k.sources_due, name)
 
     async def delete(self, name: str) -> bool:
         async with self.redis.pipeline(transaction=True) as pipe:
