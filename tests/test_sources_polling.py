@@ -166,6 +166,17 @@ async def test_sources_file_is_applied_at_start_and_polled(
     assert (wire["name"], wire["origin"], wire["kind"]) == ("wire", "file", "rss")
     assert [p["id"] for p in await published(redis, settings)] == [guid(ITEMS[0])]
 
+    # The file changes between starts: what it dropped goes, what the API added stays.
+    other = server.route("/other.xml", FeedDocument(ITEMS[1:2]))
+    path.write_text(f"sources:\n  - {{name: other, kind: rss, url: '{other}', interval_s: 0.1}}\n")
+    async with run_services(settings, "ingest"):
+        await add_source(settings, name="by-api", kind="rss", url=url, interval_s=60)
+    async with run_services(settings, "ingest"):
+        await eventually(lambda: published_count(redis, settings, 2))
+        async with api(settings) as client:
+            names = [(s["name"], s["origin"]) for s in (await client.get("/v1/sources")).json()]
+    assert names == [("by-api", "api"), ("other", "file")]
+
 
 # --- Mastodon ----------------------------------------------------------------------------------
 

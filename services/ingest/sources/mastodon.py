@@ -116,7 +116,11 @@ def newest_id(statuses: list[Any]) -> str | None:
     """The newest status id on a page, whatever order a server uses. Ids sort as numbers
     (Mastodon's) or as fixed-length strings (Pleroma's): longer, then greater, is newer."""
     ids = [str(s["id"]) for s in statuses if isinstance(s, dict) and s.get("id")]
-    return max(ids, key=lambda i: (len(i), i)) if ids else None
+    return max(ids, key=_order) if ids else None
+
+
+def _order(status_id: str) -> tuple[int, str]:
+    return len(status_id), status_id
 
 
 def timeline_path(source: Source, account_id: str | None = None) -> str:
@@ -163,7 +167,10 @@ async def read(http: Http, source: Source, cursor: Cursor) -> AsyncIterator[Page
         statuses = decode_statuses(r.body)
         posts, skipped = parse_statuses(statuses, source.label)
         newest = newest_id(statuses)
-        advanced = newest is not None and newest != cursor.since_id
+        # Never backwards, even if a server ignores since_id and sends older statuses.
+        advanced = newest is not None and (
+            cursor.since_id is None or _order(newest) > _order(cursor.since_id)
+        )
         if advanced:
             cursor = cursor.model_copy(update={"since_id": newest})
         yield Page(posts, cursor, warnings=skipped)

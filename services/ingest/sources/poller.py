@@ -177,7 +177,9 @@ class Poller:
         if not await self.store.commit(
             source.name, token, page.cursor, len(accepted), page.warnings
         ):
-            log.warning("source %s: lease lost mid-poll; another replica goes on", source.name)
+            # Stalled past the lease (or deleted): another replica goes on from the last cursor.
+            outcome.error = "lease lost mid-poll; nothing more written by this poll"
+            log.warning("source %s: %s", source.name, outcome.error)
             return False
         if accepted:
             log.info("source %s: %d new posts", source.name, len(accepted))

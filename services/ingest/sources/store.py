@@ -98,8 +98,8 @@ class SourceStore:
             report["updated" if old else "created"].append(source.name)
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.hset(self.k.sources, source.name, source.stored())
-                if source.polled:
-                    pipe.zadd(self.k.sources_due, {source.name: now}, nx=True)
+                if source.polled:  # new or changed: polled at once
+                    pipe.zadd(self.k.sources_due, {source.name: now})
                 else:
                     pipe.zrem(self.k.sources_due, source.name)
                 await pipe.execute()
