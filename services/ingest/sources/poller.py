@@ -144,7 +144,7 @@ class Poller:
             await self.store.release(name, token)
 
     async def _poll(self, source: Source, token: str) -> PollOutcome:
-        name, store = source.name, self.store
+        name, store, began = source.name, self.store, time.time()
         await store.started(name, token, utcnow(), self.settings.consumer_name)
         cursor = await store.cursor(name)
         if cursor is None or cursor.target != source.target:
@@ -164,7 +164,7 @@ class Poller:
             outcome.error = f"internal error: {type(e).__name__}: {e}"
         if outcome.error is not None:
             outcome.error = redact(outcome.error, source.secrets())[:1_000]
-        await self._schedule(source, token, outcome, retry_after)
+        await self._schedule(source, token, outcome, retry_after, began)
         return outcome
 
     async def _keep(self, source: Source, token: str, page: Page, outcome: PollOutcome) -> bool:
@@ -187,7 +187,12 @@ class Poller:
         return True
 
     async def _schedule(
-        self, source: Source, token: str, outcome: PollOutcome, retry_after: float | None
+        self,
+        source: Source,
+        token: str,
+        outcome: PollOutcome,
+        retry_after: float | None,
+        began: float,
     ) -> None:
         s = self.settings
         failures = 0 if outcome.error is None else await self.store.failures(source.name) + 1
@@ -199,7 +204,9 @@ class Poller:
             retry_after_s=retry_after,
         )
         outcome.next_poll_in_s = delay
-        at, next_at = utcnow(), time.time() + delay
+        # A healthy source keeps its rhythm (interval from poll to poll); a failing one rests
+        # for the whole delay after its failure.
+        at, next_at = utcnow(), (began if outcome.error is None else time.time()) + delay
         if outcome.error is None:
             await self.store.succeeded(source.name, token, at, next_at)
             return
