@@ -37,6 +37,33 @@ class Keys:
         """Set while a post (source:id) is remembered, so it is published once."""
         return f"{self.namespace}:seen:{post_key}"
 
+    # --- sources (polled by ingest) -------------------------------------------------------------
+    @property
+    def sources(self) -> str:
+        """Hash: source name -> its spec JSON (with its secrets; never returned raw)."""
+        return f"{self.namespace}:sources"
+
+    @property
+    def sources_due(self) -> str:
+        """Sorted set: polled sources by when they are next due (epoch seconds)."""
+        return f"{self.namespace}:sources:due"
+
+    def source_cursor(self, name: str) -> str:
+        """Where the next poll resumes (ETag, Last-Modified, since_id…), JSON."""
+        return f"{self.namespace}:source:{name}:cursor"
+
+    def source_status(self, name: str) -> str:
+        """Hash: last poll, last success, last error, items ingested…"""
+        return f"{self.namespace}:source:{name}:status"
+
+    def source_errors(self, name: str) -> str:
+        """List of the source's recent errors (JSON), newest first."""
+        return f"{self.namespace}:source:{name}:errors"
+
+    def source_lease(self, name: str) -> str:
+        """Held (with a TTL) by the one ingest replica polling the source right now."""
+        return f"{self.namespace}:source:{name}:lease"
+
     # --- incidents (written by classify only) -------------------------------------------------
     def incident(self, incident_id: str) -> str:
         """The incident's JSON snapshot."""

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # Files.
     rules_file: Path = PROJECT_ROOT / "config" / "rules.yaml"
     subscriptions_file: Path | None = None
+    sources_file: Path | None = Field(
+        default=None, description="YAML sources (feeds, Mastodon, webhooks) applied at start-up."
+    )
     data_dir: Path = Path(".redalert")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -113,11 +116,24 @@ class Settings(BaseSettings):
     send_backoff_s: float = Field(default=0.5, ge=0, description="First retry delay; doubles.")
     send_concurrency: int = Field(default=64, ge=1)
 
+    # Polling sources (ingest).
+    poll_tick_s: float = Field(
+        default=1.0, gt=0, description="How often an ingest replica looks for sources due."
+    )
+    poll_timeout_s: float = Field(default=20.0, gt=0, description="One source request's limit.")
+    poll_backoff_s: float = Field(
+        default=30.0, gt=0, description="Delay after a source's first failure; doubles."
+    )
+    poll_backoff_max_s: float = Field(
+        default=3600.0, gt=0, description="Longest delay after failures (and Retry-After honoured)."
+    )
+
     @field_validator(
         "redis_url",
         "api_token",
         "link_secret",
         "subscriptions_file",
+        "sources_file",
         "pagerduty_secret",
         "alertmanager_secret",
         mode="before",

@@ -15,7 +15,7 @@ from shared.consumer import StreamConsumer
 from shared.models import Post
 from tests.conftest import eventually
 
-THREADS, PER_THREAD = 30, 10
+THREADS, PER_THREAD = 30, 100
 
 
 def thread_posts() -> list[Post]:

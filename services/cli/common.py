@@ -23,7 +23,7 @@ def setup_logging(level: str) -> None:
     )
     if level != "DEBUG":
         # Per-message chatter from libraries; our own loggers say what matters.
-        for name in ("redalert.broker", "apprise", "uvicorn.error"):
+        for name in ("redalert.broker", "apprise", "uvicorn.error", "httpx"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
 

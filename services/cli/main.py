@@ -5,10 +5,10 @@ import sys
 
 import httpx
 
-from services.cli import incidents, replay, serve, status
+from services.cli import incidents, replay, serve, sources, status
 from services.cli.common import fail
 
-COMMANDS = [serve, replay, status, incidents]
+COMMANDS = [serve, replay, status, incidents, sources]
 
 
 def parser() -> argparse.ArgumentParser:

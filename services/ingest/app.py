@@ -9,7 +9,16 @@ from redis.asyncio import Redis
 
 from services.ingest import errors
 from services.ingest.context import Context
-from services.ingest.routes import health, incidents, links, posts, subscriptions, webhooks
+from services.ingest.routes import (
+    health,
+    incidents,
+    links,
+    posts,
+    sources,
+    subscriptions,
+    webhooks,
+)
+from services.ingest.sources.poller import Poller
 from shared import keys
 from shared.consumer import ensure_group
 from shared.redis import redis_client
@@ -37,9 +46,13 @@ def create_app(settings: Settings, redis: Redis | None = None) -> FastAPI:
         client = redis or redis_client(settings)
         app.state.ctx = Context.build(settings, client)
         await prepare(client, settings)
+        # Every ingest replica polls: the sources' leases share the work out.
+        app.state.poller = Poller(client, settings, app.state.ctx.publisher)
+        await app.state.poller.start()
         try:
             yield
         finally:
+            await app.state.poller.stop()
             if redis is None:
                 await client.aclose()
 
@@ -51,7 +64,7 @@ def create_app(settings: Settings, redis: Redis | None = None) -> FastAPI:
     )
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
-    routers = (posts, subscriptions, incidents, links, webhooks, health)
+    routers = (posts, sources, subscriptions, incidents, links, webhooks, health)
     for module in routers:
         app.include_router(module.router)
     return app

@@ -195,9 +195,20 @@ class NotifyService:
     # --- 2. send ---------------------------------------------------------------------------------
 
     async def _deliver(self, work: list[_Work]) -> "Results":
-        jobs = [(w, s, o) for w in work for s, o in w.owed]
-        sent = await asyncio.gather(*(self.sender.send(s.urls, o.notification) for _, s, o in jobs))
-        return {(w.event.id, s.id): r for (w, s, _), r in zip(jobs, sent, strict=True)}
+        # Concurrent across subscriptions and incidents; in event order within one subscription's
+        # view of one incident, so "[RED ALERT]" never arrives after its "[RESOLVED]".
+        queues: dict[tuple[str, str], list[tuple[_Work, Subscription, Owed]]] = {}
+        for w in work:
+            for s, o in w.owed:
+                queues.setdefault((s.id, w.event.incident.id), []).append((w, s, o))
+        results: Results = {}
+
+        async def drain(queue: list[tuple[_Work, Subscription, Owed]]) -> None:
+            for w, s, o in queue:
+                results[(w.event.id, s.id)] = await self.sender.send(s.urls, o.notification)
+
+        await asyncio.gather(*(drain(q) for q in queues.values()))
+        return results
 
     # --- 3. record -------------------------------------------------------------------------------
 

@@ -80,15 +80,23 @@ def parse_posts(body: Any) -> tuple[list[Post], list[dict[str, Any]]]:
 async def submit_posts(
     body: Annotated[Any, Body(include_in_schema=False)], c: Context = Depends(ctx)
 ) -> Any:
+    posts, refusal = posts_or_refusal(body)
+    if refusal is not None:
+        return refusal
+    accepted, duplicates = await c.publisher.posts(posts)
+    return Accepted(accepted=accepted, duplicates=duplicates)
+
+
+def posts_or_refusal(body: Any) -> tuple[list[Post], JSONResponse | None]:
+    """The posts of a request body, or the 413/422 answer it gets."""
     if isinstance(body, list) and len(body) > MAX_POSTS:
-        return JSONResponse(
+        return [], JSONResponse(
             status_code=413,
             content={"error": f"body: {len(body)} posts; at most {MAX_POSTS} per request"},
         )
     if isinstance(body, list) and not body:
-        return unprocessable([{"loc": ["body"], "msg": "empty list", "type": "too_short"}])
+        return [], unprocessable([{"loc": ["body"], "msg": "empty list", "type": "too_short"}])
     posts, errors = parse_posts(body)
     if errors:
-        return unprocessable(errors)
-    accepted, duplicates = await c.publisher.posts(posts)
-    return Accepted(accepted=accepted, duplicates=duplicates)
+        return [], unprocessable(errors)
+    return posts, None

@@ -1,0 +1,110 @@
+"""/v1/sources: feeds and Mastodon timelines to poll, webhooks to accept; and signed pushes."""
+
+import json
+import time
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+
+from services.ingest.context import Context, ctx, require_token
+from services.ingest.errors import unprocessable
+from services.ingest.routes.posts import Accepted, posts_or_refusal
+from services.ingest.sources.poller import Poller
+from services.ingest.sources.spec import Source, SourceKind, SourceSpec, public
+from shared import signing
+from shared.models import utcnow
+
+router = APIRouter(tags=["sources"])
+
+
+def poller(request: Request) -> Poller:
+    return request.app.state.poller
+
+
+async def _view(p: Poller, source: Source) -> dict[str, Any]:
+    return {**public(source), "status": await p.store.status(source.name)}
+
+
+async def _existing(p: Poller, name: str) -> Source:
+    source = await p.store.get(name)
+    if source is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no source {name!r}")
+    return source
+
+
+@router.post("/v1/sources", status_code=201, dependencies=[Depends(require_token)])
+async def create_source(spec: SourceSpec, p: Poller = Depends(poller)) -> dict[str, Any]:
+    """Add a source; a polled one is first polled at once."""
+    source = Source(**spec.model_dump(), origin="api")
+    if not await p.store.add(source, now=time.time()):
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"name: a source named {spec.name!r} exists (delete it first)"
+        )
+    return await _view(p, source)
+
+
+@router.get("/v1/sources")
+async def list_sources(p: Poller = Depends(poller)) -> list[dict[str, Any]]:
+    """Every source with its status: last poll, last success, last error, items ingested."""
+    return [await _view(p, s) for s in await p.store.all()]
+
+
+@router.get("/v1/sources/{name}")
+async def get_source(name: str, p: Poller = Depends(poller)) -> dict[str, Any]:
+    return await _view(p, await _existing(p, name))
+
+
+@router.delete("/v1/sources/{name}", status_code=204, dependencies=[Depends(require_token)])
+async def delete_source(name: str, p: Poller = Depends(poller)) -> None:
+    if not await p.store.delete(name):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no source {name!r}")
+
+
+@router.post("/v1/sources/{name}/poll", dependencies=[Depends(require_token)])
+async def poll_source(name: str, p: Poller = Depends(poller)) -> dict[str, Any]:
+    """Poll now, whatever the schedule or backoff says (after a poll in flight, if any);
+    answers what the poll did."""
+    source = await _existing(p, name)
+    if not source.polled:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"{name!r} is a {source.kind} source")
+    outcome = await p.poll(name, wait_s=p.lease_ms / 1_000)  # a poll in flight ends first
+    if outcome is None:  # deleted meanwhile
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no source {name!r}")
+    if outcome.busy:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"{name!r} is being polled by {outcome.busy}")
+    return {**asdict(outcome), "summary": outcome.summary()}
+
+
+@router.post(
+    "/v1/sources/{name}/posts",
+    status_code=202,
+    response_model=Accepted,
+    summary="Push posts to a webhook source, signed with its secret",
+)
+async def push_posts(
+    name: str, request: Request, c: Context = Depends(ctx), p: Poller = Depends(poller)
+) -> Any:
+    """The body of `POST /v1/posts`, signed: `X-Redalert-Signature: sha256=<hex HMAC-SHA256 of
+    the body with the source's secret>`. Posts carry the source's `source`."""
+    source = await p.store.get(name)
+    if source is None or source.kind is not SourceKind.WEBHOOK or source.secret is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no webhook source {name!r}")
+    raw = await request.body()
+    signature = request.headers.get(signing.HEADER)
+    if not signing.valid(source.secret.get_secret_value(), raw, signature):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            f"{signing.HEADER}: missing, or not the body's signature with {name!r}'s secret",
+        )
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        return unprocessable([{"loc": ["body"], "msg": f"invalid JSON: {e}", "type": "json"}])
+    posts, refusal = posts_or_refusal(body)
+    if refusal is not None:
+        return refusal
+    posts = [post.model_copy(update={"source": source.label}) for post in posts]
+    accepted, duplicates = await c.publisher.posts(posts)
+    await p.store.pushed(name, utcnow(), len(accepted))
+    return Accepted(accepted=accepted, duplicates=duplicates)
