@@ -22,7 +22,6 @@ import statistics
 import sys
 import time
 import uuid
-from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +35,7 @@ from services.notify.service import NotifyService  # noqa: E402
 from shared import keys  # noqa: E402
 from shared.codec import decode  # noqa: E402
 from shared.consumer import Batch  # noqa: E402
-from shared.embedded import EmbeddedRedis, answers, free_port  # noqa: E402
+from shared.embedded import reachable_redis  # noqa: E402
 from shared.models import IncidentEvent, Post  # noqa: E402
 from shared.redis import broker as make_broker  # noqa: E402
 from shared.settings import Settings  # noqa: E402
@@ -151,13 +150,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--redis-url", default=os.environ.get("REDALERT_REDIS_URL"))
     args = parser.parse_args()
-    with ExitStack() as stack:
-        url = args.redis_url
-        if url is None:
-            if answers("127.0.0.1", 6379):
-                url = "redis://127.0.0.1:6379/0"
-            else:
-                url = stack.enter_context(EmbeddedRedis(free_port(), None, persist=False)).url
+    with reachable_redis(args.redis_url) as url:
         result = asyncio.run(run(args.posts, url, args.rate))
     if args.json:
         print(json.dumps(result))

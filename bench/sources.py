@@ -22,7 +22,6 @@ import statistics
 import sys
 import time
 import uuid
-from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +34,7 @@ from services.ingest.sources import mastodon  # noqa: E402
 from services.ingest.sources.poller import Poller  # noqa: E402
 from services.ingest.sources.rss import parse_feed  # noqa: E402
 from services.ingest.sources.spec import Source  # noqa: E402
-from shared.embedded import EmbeddedRedis, answers, free_port  # noqa: E402
+from shared.embedded import reachable_redis  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 from tests.source_servers import (  # noqa: E402
     HARWOOD,
@@ -135,13 +134,7 @@ def main() -> int:
         "rss_items_per_s": rate(lambda: parse_feed(document, "bench"), args.items),
         "mastodon_statuses_per_s": rate(lambda: mastodon.parse_statuses(page, "bench"), 40),
     }
-    with ExitStack() as stack:
-        url = args.redis_url
-        if url is None:
-            if answers("127.0.0.1", 6379):
-                url = "redis://127.0.0.1:6379/0"
-            else:
-                url = stack.enter_context(EmbeddedRedis(free_port(), None, persist=False)).url
+    with reachable_redis(args.redis_url) as url:
         result.update(asyncio.run(polls(url, args.items, args.rounds)))
     if args.json:
         print(json.dumps(result))

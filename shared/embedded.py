@@ -10,6 +10,8 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
@@ -122,3 +124,15 @@ class EmbeddedRedis:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextmanager
+def reachable_redis(url: str | None = None) -> Iterator[str]:
+    """The given URL; else the Redis on 127.0.0.1:6379; else a throw-away embedded server."""
+    if url:
+        yield url
+    elif answers("127.0.0.1", 6379):
+        yield "redis://127.0.0.1:6379/0"
+    else:
+        with EmbeddedRedis(free_port(), None, persist=False) as server:
+            yield server.url

@@ -17,7 +17,7 @@ import pytest
 from redis.asyncio import Redis
 
 from services.runtime import Runtime
-from shared.embedded import EmbeddedRedis, answers, free_port
+from shared.embedded import free_port, reachable_redis
 from shared.settings import Settings
 from tests.sinks import HttpSink
 
@@ -26,13 +26,8 @@ SEED = os.path.join(os.path.dirname(__file__), "..", "examples", "iss-coolant-le
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    if url := os.environ.get("REDALERT_TEST_REDIS_URL"):
+    with reachable_redis(os.environ.get("REDALERT_TEST_REDIS_URL")) as url:
         yield url
-    elif answers("127.0.0.1", 6379):
-        yield "redis://127.0.0.1:6379/0"
-    else:
-        with EmbeddedRedis(free_port(), None, persist=False) as server:
-            yield server.url
 
 
 @pytest.fixture
