@@ -3,9 +3,9 @@
 import argparse
 import sys
 
-from services.cli import replay, serve
+from services.cli import replay, rules, serve
 
-COMMANDS = [serve, replay]
+COMMANDS = [serve, replay, rules]
 
 
 def parser() -> argparse.ArgumentParser:
