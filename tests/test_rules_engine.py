@@ -98,7 +98,8 @@ def test_every_hit_has_its_words_and_offsets(engine):
         ("caution", "cue", 29, 34, "negated", "negation"),
     ]
     assert all(text[h.start : h.end] == h.text for h in c.hits)
-    assert c.hits[0].severity is Severity.RED_ALERT and c.hits[0].weight == 2
+    assert c.hits[0].severity is Severity.RED_ALERT
+    assert c.hits[0].weight == 2
 
 
 def test_the_longest_phrase_wins_where_two_overlap(engine):
@@ -150,7 +151,8 @@ def test_an_all_clear_cancels_the_danger_it_speaks_about(engine):
     c = classify(engine, "The coolant leak is contained")
     assert ("leak", "coolant leak", "negated") in fired(c)
     assert c.severity is Severity.NO_DANGER
-    assert c.all_clear and not c.stand_down
+    assert c.all_clear
+    assert not c.stand_down
 
 
 def test_reassurance_while_people_are_still_looking_is_not_an_all_clear(engine):
@@ -166,14 +168,16 @@ def test_remaining_danger_wins_a_tie_with_an_all_clear(engine):
     # A trusted author's all-clear weighs twice as much.
     c = classify(engine, "A leak; the crew is safe", author="NASA")
     assert c.trust == 2.0
-    assert c.severity is Severity.NO_DANGER and c.all_clear
+    assert c.severity is Severity.NO_DANGER
+    assert c.all_clear
 
 
 def test_a_stand_down_resolves_and_its_regex_takes_in_the_hazard(engine):
     c = classify(engine, "The storm warning was cancelled")
     assert fired(c) == [("ended", "storm warning was cancelled", "counted")]
     assert c.severity is Severity.NO_DANGER
-    assert c.all_clear and c.stand_down
+    assert c.all_clear
+    assert c.stand_down
 
 
 def test_a_negated_stand_down_is_not_one(engine):

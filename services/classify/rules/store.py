@@ -7,7 +7,9 @@ service publishes the file when its content changed since it was last published,
 change wins, whether it came through the API or the file.
 """
 
+import asyncio
 import hashlib
+import random
 from datetime import datetime
 
 from pydantic import BaseModel
@@ -19,7 +21,7 @@ from shared.keys import Keys
 from shared.models import utcnow
 
 HISTORY_KEPT = 50
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 20
 
 
 class RulesDoc(BaseModel):
@@ -75,7 +77,8 @@ class RulesStore:
 
         Rules that say the same as the current ones (same version) are not a new revision.
         """
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
+            await _backoff(attempt)
             current, revision = await self._read()
             if if_revision is not None and if_revision != revision:
                 raise RevisionConflict(revision)
@@ -95,7 +98,8 @@ class RulesStore:
         ever published: the file is then only remembered, and its next edit is published.
         """
         sha = digest(text)
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
+            await _backoff(attempt)
             published = await self.redis.get(self.keys.rules_file)
             if published is not None and published.decode() == sha:
                 return None
@@ -144,3 +148,9 @@ class RulesStore:
         w.do("LPUSH", k.rules_history, data)
         w.do("LTRIM", k.rules_history, 0, HISTORY_KEPT - 1)
         return w
+
+
+async def _backoff(attempt: int) -> None:
+    # Writers that lost a race retry at random moments, so they do not collide again.
+    if attempt:
+        await asyncio.sleep(random.uniform(0, 0.005 * attempt))

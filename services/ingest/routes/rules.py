@@ -121,9 +121,7 @@ def _revision(if_match: str | None) -> int | None:
         return None
     value = if_match.strip().strip('"')
     if not value.isdigit():
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY, "If-Match: expected a rules revision number"
-        )
+        raise HTTPException(422, "If-Match: expected a rules revision number")
     return int(value)
 
 
