@@ -4,8 +4,8 @@
    (literal phrases as a trie, so the expression stays fast however many phrases there are).
    Matches do not overlap: at one position regexes are tried first, then the longest phrase,
    so "no danger" is an all-clear and not a negation followed by a cue, and an ignored phrase
-   ("fire drill") hides the cue inside it. Topic words are found by a second pattern, so they
-   never hide a cue.
+   ("fire drill") hides the cue inside it. Topic words are looked up word by word, apart, so
+   they never hide a cue.
 2. Modifiers act on what is in their scope, in a fixed order: negation cancels cues and
    all-clears; history cancels cues; uncertainty turns red-alert cues into assessing ones; an
    all-clear or stand-down cancels the cues it speaks about ("the evacuation order is lifted").
@@ -41,7 +41,6 @@ _SEP = r"[^\w.,;:!?…]+"
 _START = r"(?:(?<!\w)(?=\w)|(?=[^\w\s]))"
 
 CUE = "cue"
-TOPIC = "topic"
 IGNORE = "ignore"
 
 COUNTED, NEGATED, HEDGED, HISTORICAL, IGNORED = (
@@ -57,7 +56,7 @@ _CLEARS = (ModifierKind.ALL_CLEAR, ModifierKind.STAND_DOWN)
 @dataclass(frozen=True, slots=True)
 class _Rule:
     id: str
-    kind: str  # CUE, TOPIC, IGNORE or a ModifierKind value
+    kind: str  # CUE, IGNORE or a ModifierKind value
     weight: float = 0.0
     severity: Severity | None = None
     scope: Scope | None = None
@@ -147,17 +146,20 @@ class Engine:
     def __init__(self, rules: RulesFile, version: str | None = None) -> None:
         self.rules = rules
         self.version = version or rules_version(rules)
-        main, topics = _Pattern(), _Pattern()
+        main = _Pattern()
         main.add(_Rule(IGNORE, IGNORE), rules.ignore.phrases, rules.ignore.regex)
         for cue in rules.cues:
             main.add(_Rule(cue.id, CUE, cue.weight, cue.severity), cue.phrases, cue.regex)
         for mod in rules.modifiers:
             rule = _Rule(mod.id, mod.kind.value, mod.weight, scope=mod.scope)
             main.add(rule, mod.phrases, mod.regex)
-        for topic, words in rules.topics.items():
-            topics.add(_Rule(topic, TOPIC), words)
-        self._main, self._topics = main, topics
-        self._main_re, self._topics_re = main.compile(), topics.compile()
+        self._main, self._main_re = main, main.compile()
+        # Topic phrases by their first word: one dictionary lookup per word of a post.
+        self._topics: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+        for topic, phrases in rules.topics.items():
+            for phrase in phrases:
+                first, *rest = normalise(phrase).split()
+                self._topics.setdefault(first, []).append((tuple(rest), topic))
         trust = rules.trust
         self._trust_sources = {k.lower(): v for k, v in trust.sources.items()}
         self._trust_authors = {k.lower().lstrip("@"): v for k, v in trust.authors.items()}
@@ -237,11 +239,15 @@ class Engine:
         return self._trust_sources.get(post.source.lower(), self.rules.trust.default)
 
     def topics(self, text: str) -> list[str]:
-        if self._topics_re is None:
+        if not self._topics:
             return []
-        return sorted(
-            {r.id for m in self._topics_re.finditer(text) for r in self._topics.rules_of(m)}
-        )
+        words = _WORD.findall(text.lower())
+        found = set()
+        for i, word in enumerate(words):
+            for rest, topic in self._topics.get(word, ()):
+                if not rest or tuple(words[i + 1 : i + 1 + len(rest)]) == rest:
+                    found.add(topic)
+        return sorted(found)
 
     def _find(self, text: str) -> list[_Found]:
         if self._main_re is None:
