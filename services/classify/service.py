@@ -28,9 +28,11 @@ class ClassifyService:
         # An engine given here is pinned: no reload (tests use this).
         path = settings.rules_file
         self.pinned = engine is not None
+        text = None
         if engine is None:
-            engine = compile_rules(read_rules_file(path), str(path))
-        self.rules = LiveRules(redis, settings, engine, path)
+            text = read_rules_file(path)
+            engine = compile_rules(text, str(path))
+        self.rules = LiveRules(redis, settings, engine, path, text)
         if self.pinned:
             self.rules.ready.set()
         self.writer = IncidentWriter(redis, settings)

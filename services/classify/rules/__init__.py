@@ -79,7 +79,7 @@ def _check_unique_ids(rules: RulesFile, lines: Lines, name: str) -> None:
 def _check_duplicate_keys(text: str, name: str) -> None:
     """YAML lets a key repeat and keeps the last: a second `cues:` would silently drop the first."""
     problems = []
-    stack = [yaml.compose(text, Loader=yaml.SafeLoader)]
+    stack = [yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))]
     while stack:
         node = stack.pop()
         if isinstance(node, yaml.MappingNode):

@@ -7,6 +7,9 @@ Every `REDALERT_RULES_RELOAD_S` a service
 2. looks at the revision in Redis: when it moved, the new rules are compiled and swapped in.
    Rules that do not compile (written to Redis by hand, or by a newer redalert) are logged and
    skipped: a bad file or body never replaces good rules.
+
+Rules are compiled on a worker thread: a big rules file takes tens of milliseconds, which the
+event loop (consumers, HTTP, leases) must not wait for.
 """
 
 import asyncio
@@ -32,10 +35,16 @@ def file_source(path: Path) -> str:
 
 class LiveRules:
     def __init__(
-        self, redis: Redis, settings: Settings, engine: Engine, path: Path | None = None
+        self,
+        redis: Redis,
+        settings: Settings,
+        engine: Engine,
+        path: Path | None = None,
+        text: str | None = None,
     ) -> None:
-        self.engine = engine
+        self.engine = engine  # compiled from `text`, the rules file's content at start-up
         self.path = path
+        self._compiled = {digest(text): engine} if text is not None else {}
         self.store = RulesStore(redis, Keys(settings.namespace))
         self.interval = settings.rules_reload_s
         self.revision = 0  # of the rules in use; 0: not from Redis (yet)
@@ -84,7 +93,7 @@ class LiveRules:
             return  # touched, not changed
         self._file_sha = sha
         try:
-            engine = compile_rules(text, str(path))
+            engine = await self._compile(text, str(path))
         except ConfigError as e:
             log.error("rules file not applied, keeping rules %s:\n%s", self.engine.version, e)
             return
@@ -103,7 +112,7 @@ class LiveRules:
             self.revision = doc.revision
             return
         try:
-            engine = compile_rules(doc.yaml, f"revision {doc.revision}")
+            engine = await self._compile(doc.yaml, f"revision {doc.revision}")
         except ConfigError as e:
             self._skipped_revision = doc.revision
             log.error(
@@ -117,3 +126,9 @@ class LiveRules:
         log.info(
             "rules %s (revision %d, from %s) now in use", doc.version, doc.revision, doc.source
         )
+
+    async def _compile(self, text: str, name: str) -> Engine:
+        sha = digest(text)
+        if sha not in self._compiled:  # keep the last one: the file's rules are often in Redis too
+            self._compiled = {sha: await asyncio.to_thread(compile_rules, text, name)}
+        return self._compiled[sha]
