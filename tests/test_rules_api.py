@@ -2,29 +2,13 @@
 
 import asyncio
 
-import httpx
 from pydantic import SecretStr
 
 from services.classify.rules import compile_rules
 from services.classify.rules.store import RulesStore
 from shared import keys
-from shared.settings import PROJECT_ROOT
-
-SHIPPED = (PROJECT_ROOT / "config" / "rules.yaml").read_text()
-KETTLE = """\
-cues:
-  - id: kettle
-    severity: red_alert
-    weight: 2
-    phrases: [kettle]
-"""
-
-
-def client(settings, token: str | None = None) -> httpx.AsyncClient:
-    headers = {"authorization": f"Bearer {token}"} if token else {}
-    return httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{settings.http_port}", headers=headers, timeout=10
-    )
+from tests.rules_helpers import KETTLE, SHIPPED
+from tests.rules_helpers import api as client
 
 
 async def test_before_any_change_the_rules_file_is_in_use(settings, run_services):

@@ -11,16 +11,10 @@ from services.classify.rules import compile_rules
 from services.cli.main import main
 from shared import keys
 from shared.models import Post
-from shared.settings import PROJECT_ROOT, get_settings
+from shared.settings import get_settings
+from tests.rules_helpers import KETTLE, SHIPPED
 
-SHIPPED = (PROJECT_ROOT / "config" / "rules.yaml").read_text()
-KETTLE = """\
-cues:
-  - id: kettle
-    severity: red_alert
-    weight: 2
-    phrases: [kettle, leak]
-"""
+KETTLE = KETTLE.replace("[kettle]", "[kettle, leak]")
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -10,17 +10,10 @@ from redis.asyncio import Redis
 from services.classify.rules import compile_rules
 from services.classify.rules.store import RulesStore
 from shared import keys
-from shared.settings import PROJECT_ROOT
 from tests.conftest import eventually
+from tests.rules_helpers import KETTLE, SHIPPED
+from tests.rules_helpers import api as client
 
-SHIPPED = (PROJECT_ROOT / "config" / "rules.yaml").read_text()
-KETTLE = """\
-cues:
-  - id: kettle
-    severity: red_alert
-    weight: 2
-    phrases: [kettle]
-"""
 TEAPOT = KETTLE.replace("kettle", "teapot")
 BROKEN = KETTLE.replace("severity: red_alert", "severity: scary")
 TEXT = "The kettle is whistling"
@@ -59,10 +52,6 @@ async def until_classified_by(api, redis, namespace, version: str) -> dict:
 
     await eventually(adopted, timeout=30, every=0.2)
     return {"versions_seen": seen}
-
-
-def client(settings) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.http_port}", timeout=10)
 
 
 async def test_a_rules_change_through_the_api_reaches_a_running_classifier(
