@@ -185,25 +185,7 @@ class Engine:
                 rules_version=self.version,
             )
         _apply_modifiers(found)
-        red = assessing = clear = 0.0
-        stand_down = False
-        for f in found:
-            kind, w = f.rule.kind, f.rule.weight
-            if f.effect == HEDGED and kind == CUE:
-                assessing += w
-            if f.effect != COUNTED:
-                continue
-            if kind == CUE:
-                if f.rule.severity is Severity.RED_ALERT:
-                    red += w
-                elif f.rule.severity is Severity.ASSESSING:
-                    assessing += w
-            elif kind == ModifierKind.UNCERTAINTY:
-                assessing += w
-            elif kind in _CLEARS:
-                clear += w * trust
-                stand_down = stand_down or kind == ModifierKind.STAND_DOWN
-
+        red, assessing, clear, stand_down = _scores(found, trust)
         th = self.rules.thresholds
         if red >= th.red_alert:
             danger, danger_score = Severity.RED_ALERT, red
@@ -212,14 +194,9 @@ class Engine:
         else:
             danger, danger_score = None, 0.0
         is_clear = clear >= th.all_clear and clear > danger_score
-        if is_clear:
-            severity = Severity.NO_DANGER
-        else:
-            severity = danger or self.rules.default_severity
-            stand_down = False
         return _classification(
             post=post,
-            severity=severity,
+            severity=Severity.NO_DANGER if is_clear else danger or self.rules.default_severity,
             scores={
                 Severity.RED_ALERT.value: round(red, 3),
                 Severity.ASSESSING.value: round(assessing, 3),
@@ -227,7 +204,7 @@ class Engine:
             },
             topics=topics,
             all_clear=is_clear,
-            stand_down=stand_down,
+            stand_down=is_clear and stand_down,
             trust=trust,
             hits=[_hit(f, text) for f in found],
             rules_version=self.version,
@@ -272,6 +249,32 @@ def _locate(found: list[_Found], text: str) -> None:
         # Punctuation belongs to what it ends: a "?" hedges its own sentence.
         f.clause = bisect_left(clauses, f.start)
         f.sentence = bisect_left(sentences, f.start)
+
+
+# --- scores --------------------------------------------------------------------------------------
+
+
+def _scores(found: list[_Found], trust: float) -> tuple[float, float, float, bool]:
+    """Red-alert, assessing and all-clear scores, and whether a stand-down counted."""
+    red = assessing = clear = 0.0
+    stand_down = False
+    for f in found:
+        kind, w = f.rule.kind, f.rule.weight
+        if kind == CUE and f.effect == HEDGED:
+            assessing += w
+        if f.effect != COUNTED:
+            continue
+        if kind == CUE:
+            if f.rule.severity is Severity.RED_ALERT:
+                red += w
+            elif f.rule.severity is Severity.ASSESSING:
+                assessing += w
+        elif kind == ModifierKind.UNCERTAINTY:
+            assessing += w
+        elif kind in _CLEARS:
+            clear += w * trust
+            stand_down = stand_down or kind == ModifierKind.STAND_DOWN
+    return red, assessing, clear, stand_down
 
 
 # --- modifiers -----------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from services.classify.rules.engine import normalise
 from services.classify.rules.schema import RulesFile
-from shared.yamlfile import Lines, parse
+from shared.yamlfile import parse
 
 
 def lint(rules: RulesFile, text: str, name: str) -> list[str]:
@@ -25,16 +25,12 @@ def lint(rules: RulesFile, text: str, name: str) -> list[str]:
             first[key] = (rule, line)
 
     for j, phrase in enumerate(rules.ignore.phrases):
-        seen(phrase, "ignore", _line(lines, ("ignore", "phrases", j)))
+        seen(phrase, "ignore", lines.get(("ignore", "phrases", j)))
     for section, items in (("cues", rules.cues), ("modifiers", rules.modifiers)):
         for i, rule in enumerate(items):
             for j, phrase in enumerate(rule.phrases):
-                seen(phrase, rule.id, _line(lines, (section, i, "phrases", j)))
+                seen(phrase, rule.id, lines.get((section, i, "phrases", j)))
     return warnings
-
-
-def _line(lines: Lines, loc: tuple[object, ...]) -> int | None:
-    return lines.get(loc)
 
 
 def _w(name: str, line: int | None, message: str) -> str:
