@@ -119,6 +119,27 @@ class Keys:
     def command_applied(self, command_id: str) -> str:
         return f"{self.namespace}:applied-command:{command_id}"
 
+    # --- severity rules (written by ingest's PUT /v1/rules and by classify from its file) -----
+    @property
+    def rules(self) -> str:
+        """The rules in use: RulesDoc JSON (revision, version, source, the YAML text)."""
+        return f"{self.namespace}:rules"
+
+    @property
+    def rules_revision(self) -> str:
+        """Bumped on every change, so classify replicas know to reload; guards every write."""
+        return f"{self.namespace}:rules:revision"
+
+    @property
+    def rules_history(self) -> str:
+        """List of the last rules documents (RulesDoc JSON), newest first."""
+        return f"{self.namespace}:rules:history"
+
+    @property
+    def rules_file(self) -> str:
+        """Digest of the rules file content last published, so each edit is published once."""
+        return f"{self.namespace}:rules:file"
+
     # --- subscriptions and delivery ----------------------------------------------------------
     @property
     def subscriptions(self) -> str:

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
 
     # Files.
     rules_file: Path = PROJECT_ROOT / "config" / "rules.yaml"
+    rules_reload_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=3600,
+        description="How often classify looks for new rules (in Redis and the rules file).",
+    )
     subscriptions_file: Path | None = None
     sources_file: Path | None = Field(
         default=None, description="YAML sources (feeds, Mastodon, webhooks) applied at start-up."

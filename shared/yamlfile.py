@@ -8,6 +8,9 @@ from pydantic import BaseModel, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
 
+# libyaml when PyYAML has it: ten times faster, same line numbers.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 class ConfigError(ValueError):
     """`FILE:LINE: reason` — one per problem, so an operator can go straight to it."""
@@ -27,7 +30,7 @@ Lines = dict[tuple[Any, ...], int]
 def parse(text: str, name: str = "<text>") -> tuple[Any, Lines]:
     """Parse YAML; return the data and the 1-based line of every mapping key / list item."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as e:
         line = e.problem_mark.line + 1 if e.problem_mark else None
         raise ConfigError([(name, line, f"invalid YAML: {e.problem}")]) from None
@@ -38,7 +41,7 @@ def parse(text: str, name: str = "<text>") -> tuple[Any, Lines]:
         return None, lines
     _index(node, (), lines)
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # a safe loader, C or Python
     except yaml.YAMLError as e:  # composed but not constructible (e.g. a bad tag)
         raise ConfigError([(name, None, f"invalid YAML: {e}")]) from None
     return data, lines

@@ -49,7 +49,8 @@ async def pending(redis, settings, stream: str) -> int:
 async def test_a_killed_classify_worker_loses_nothing_and_doubles_nothing(
     make_settings, redis, run_services, sink
 ):
-    settings = make_settings(batch_size=5, reclaim_idle_ms=300)
+    # One incident per thread: topic correlation off (the threads' wording is alike on purpose).
+    settings = make_settings(batch_size=5, reclaim_idle_ms=300, correlation_window_s=0)
     posts = thread_posts()
     async with run_services(settings, "notify"):
         from shared.models import Subscription
@@ -64,6 +65,7 @@ async def test_a_killed_classify_worker_loses_nothing_and_doubles_nothing(
             "REDALERT_REDIS_URL": settings.effective_redis_url,
             "REDALERT_NAMESPACE": settings.namespace,
             "REDALERT_BATCH_SIZE": "5",
+            "REDALERT_CORRELATION_WINDOW_S": "0",
         }
         worker = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "classify"],

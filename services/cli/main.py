@@ -5,10 +5,10 @@ import sys
 
 import httpx
 
-from services.cli import incidents, replay, serve, sources, status
+from services.cli import incidents, replay, rules, serve, sources, status
 from services.cli.common import fail
 
-COMMANDS = [serve, replay, status, incidents, sources]
+COMMANDS = [serve, replay, status, incidents, sources, rules]
 
 
 def parser() -> argparse.ArgumentParser:

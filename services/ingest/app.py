@@ -14,6 +14,7 @@ from services.ingest.routes import (
     incidents,
     links,
     posts,
+    rules,
     sources,
     subscriptions,
     webhooks,
@@ -64,7 +65,7 @@ def create_app(settings: Settings, redis: Redis | None = None) -> FastAPI:
     )
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
-    routers = (posts, sources, subscriptions, incidents, links, webhooks, health)
+    routers = (posts, sources, subscriptions, incidents, links, webhooks, rules, health)
     for module in routers:
         app.include_router(module.router)
     return app

@@ -2,13 +2,64 @@
 
 import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from shared.severity import Severity
 
 RuleId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$", max_length=100)]
+
+# A backreference by number would point at the wrong group once every rule's regex is joined
+# into one pattern.
+_NUMBERED_BACKREF = re.compile(r"(?<!\\)(?:\\\\)*\\[1-9]")
+
+
+def _yaml_scalar(value: Any) -> Any:
+    # YAML 1.1 reads no, yes, on, off, true and false as booleans, and 10 as a number.
+    if isinstance(value, bool):
+        raise ValueError(
+            f'YAML read this as {str(value).lower()}: put the phrase in quotes, e.g. "no"'
+        )
+    if isinstance(value, int | float):
+        raise ValueError(f'YAML read this as the number {value}: put it in quotes, e.g. "7700"')
+    return value
+
+
+def _check_phrase(phrase: str) -> str:
+    if not re.search(r"\w", phrase):
+        raise ValueError(f"phrase {phrase!r} has no word in it")
+    return phrase
+
+
+def _check_regex(pattern: str) -> str:
+    try:
+        compiled = re.compile(pattern)
+        # Joined with the others inside a group: inline global flags such as (?i) must fail here.
+        re.compile(f"x|(?:{pattern})")
+    except re.error as e:
+        raise ValueError(f"bad regex {pattern!r}: {e}") from None
+    if compiled.groupindex:
+        raise ValueError(f"regex {pattern!r}: named groups are not allowed, use (?:...)")
+    if _NUMBERED_BACKREF.search(pattern):
+        raise ValueError(f"regex {pattern!r}: backreferences (\\1) are not allowed")
+    if compiled.match(""):
+        raise ValueError(f"regex {pattern!r} matches the empty string")
+    return pattern
+
+
+Phrase = Annotated[
+    str,
+    BeforeValidator(_yaml_scalar),
+    Field(min_length=1, max_length=200),
+    AfterValidator(_check_phrase),
+]
+Regex = Annotated[
+    str,
+    BeforeValidator(_yaml_scalar),
+    Field(min_length=1, max_length=1000),
+    AfterValidator(_check_regex),
+]
 
 
 class Strict(BaseModel):
@@ -17,11 +68,11 @@ class Strict(BaseModel):
 
 
 class ModifierKind(StrEnum):
-    NEGATION = "negation"  # "not", "no", "without": cancels cues in scope
-    UNCERTAINTY = "uncertainty"  # "unconfirmed", "still assessing": red alert -> assessing
+    NEGATION = "negation"  # "not", "no", "without": cancels cues (and all-clears) in scope
     HISTORY = "history"  # "last time", "earlier this year": past events do not alarm
-    ALL_CLEAR = "all_clear"  # "not in any danger", "operating normally": lowers severity
-    STAND_DOWN = "stand_down"  # "secure from red alert", "false alarm": resolves the incident
+    UNCERTAINTY = "uncertainty"  # "unconfirmed", "reports of": red alert -> assessing
+    ALL_CLEAR = "all_clear"  # "not in any danger", "contained": lowers severity
+    STAND_DOWN = "stand_down"  # "secure from red alert", "lifted": resolves the incident
 
 
 class Direction(StrEnum):
@@ -42,32 +93,9 @@ class Scope(Strict):
         return self
 
 
-def _check_regex(patterns: list[str]) -> list[str]:
-    for p in patterns:
-        try:
-            compiled = re.compile(p)
-        except re.error as e:
-            raise ValueError(f"bad regex {p!r}: {e}") from None
-        if compiled.groupindex:
-            raise ValueError(f"regex {p!r}: named groups are not allowed")
-        if compiled.match(""):
-            raise ValueError(f"regex {p!r} matches the empty string")
-    return patterns
-
-
-def _check_phrases(phrases: list[str]) -> list[str]:
-    for p in phrases:
-        if not re.search(r"\w", p):
-            raise ValueError(f"phrase {p!r} has no word in it")
-    return phrases
-
-
 class Matcher(Strict):
-    phrases: list[str] = Field(default_factory=list)
-    regex: list[str] = Field(default_factory=list)
-
-    _phrases = field_validator("phrases")(_check_phrases)
-    _regex = field_validator("regex")(_check_regex)
+    phrases: list[Phrase] = Field(default_factory=list)
+    regex: list[Regex] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _not_empty(self) -> "Matcher":
@@ -91,6 +119,22 @@ class Modifier(Matcher):
     weight: float = Field(default=1.0, ge=0, le=100)
     description: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _needs_scope(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "scope" not in data:
+            raise ValueError(
+                "a modifier needs a `scope`, e.g. {direction: forward, words: 4, until: clause}"
+            )
+        return data
+
+
+class Ignore(Strict):
+    """Phrases that contain a cue or a trigger but mean nothing: "fire drill", "no doubt"."""
+
+    phrases: list[Phrase] = Field(default_factory=list)
+    regex: list[Regex] = Field(default_factory=list)
+
 
 class Thresholds(Strict):
     red_alert: float = Field(default=2.0, gt=0)
@@ -102,8 +146,8 @@ class Trust(Strict):
     """How much a source or an author is believed; an all-clear counts in proportion."""
 
     default: float = Field(default=1.0, gt=0, le=10)
-    sources: dict[str, float] = Field(default_factory=dict)
-    authors: dict[str, float] = Field(default_factory=dict)
+    sources: dict[str, Annotated[float, Field(gt=0, le=10)]] = Field(default_factory=dict)
+    authors: dict[str, Annotated[float, Field(gt=0, le=10)]] = Field(default_factory=dict)
 
 
 class RulesFile(Strict):
@@ -112,6 +156,7 @@ class RulesFile(Strict):
     thresholds: Thresholds = Thresholds()
     cues: list[Cue] = Field(default_factory=list)
     modifiers: list[Modifier] = Field(default_factory=list)
-    topics: dict[RuleId, list[str]] = Field(default_factory=dict)
+    ignore: Ignore = Ignore()
+    topics: dict[RuleId, list[Phrase]] = Field(default_factory=dict)
     trust: Trust = Trust()
     # Rule ids are checked for uniqueness by the loader, which knows their lines.

@@ -1,0 +1,70 @@
+"""A classification explained to a person: the severity, the scores, and every rule that fired."""
+
+from collections.abc import Callable
+
+from shared.models import Classification, Hit
+from shared.severity import Severity
+
+Mark = Callable[[Hit, str], str]
+
+
+def brackets(hit: Hit, text: str) -> str:
+    return f"[{text}]"
+
+
+def highlight(text: str, hits: list[Hit], mark: Mark = brackets) -> str:
+    """The text with every hit marked; hits never overlap (one match per span)."""
+    out, pos = [], 0
+    for hit in sorted(hits, key=lambda h: h.start):
+        if hit.start < pos:
+            continue  # two rules on the same words: mark them once
+        out += [text[pos : hit.start], mark(hit, text[hit.start : hit.end])]
+        pos = hit.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def describe(hit: Hit) -> str:
+    """One line: what fired, on which words, and what became of it."""
+    where = f'"{hit.text}" at {hit.start}-{hit.end}'
+    counts = hit.kind in ("cue", "uncertainty", "all_clear", "stand_down") and hit.weight
+    weight = f", {hit.weight:g}" if counts else ""
+    if hit.kind == "cue":
+        label = f"{hit.severity.label if hit.severity else '?'} cue"
+    elif hit.kind == "ignore":
+        label = "ignored"
+    else:
+        label = hit.kind.replace("_", "-")
+    what = f"{label} ({hit.rule}{weight})" if hit.kind != "ignore" else label
+    fate = {
+        "counted": "",
+        "negated": f" — cancelled by {hit.by}",
+        "hedged": f" — hedged by {hit.by}: counts as assessing",
+        "historical": f" — in the past ({hit.by})",
+        "ignored": "",
+    }[hit.effect]
+    return f"{what}: {where}{fate}"
+
+
+def verdict(c: Classification) -> str:
+    scores = ", ".join(
+        f"{label} {c.scores.get(key, 0):g}"
+        for key, label in (
+            (Severity.RED_ALERT.value, "red alert"),
+            (Severity.ASSESSING.value, "assessing"),
+            (Severity.NO_DANGER.value, "all-clear"),
+        )
+    )
+    flags = [f for f, on in (("all clear", c.all_clear), ("stand-down", c.stand_down)) if on]
+    extra = f" — {', '.join(flags)}" if flags else ""
+    preset = " (set by the source)" if c.post.severity is not None else ""
+    return f"{c.severity.label}{preset}{extra} (scores: {scores}; trust {c.trust:g})"
+
+
+def explain(c: Classification) -> list[str]:
+    lines = [verdict(c), highlight(c.post.text, c.hits)]
+    lines += [describe(h) for h in sorted(c.hits, key=lambda h: h.start)] or ["nothing fired"]
+    if c.topics:
+        lines.append(f"topics: {', '.join(c.topics)}")
+    lines.append(f"rules version {c.rules_version}")
+    return lines

@@ -1,0 +1,239 @@
+"""`redalert rules check|test|eval|backtest`: tune severity rules before they go live."""
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from services.classify.rules import ConfigError, Engine, compile_rules, load_rules, read_rules_file
+from services.classify.rules.backtest import Backtest, backtest
+from services.classify.rules.evaluate import SEVERITIES, Report, evaluate, read_labelled
+from services.classify.rules.explain import brackets, describe, highlight, verdict
+from services.classify.rules.lint import lint
+from services.cli.common import settings
+from shared import keys
+from shared.codec import DecodeError, decode
+from shared.models import Classification, Hit, Post
+from shared.redis import redis_client
+from shared.severity import Severity
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("rules", help="check, test, evaluate and backtest severity rules")
+    rules = p.add_subparsers(dest="rules_command", required=True, metavar="COMMAND")
+
+    c = rules.add_parser("check", help="validate a rules file (FILE:LINE: reason on error)")
+    c.add_argument("file", type=Path, nargs="?", help="default: $REDALERT_RULES_FILE")
+    c.add_argument("--strict", action="store_true", help="warnings fail the check too")
+    c.set_defaults(func=run_check)
+
+    t = rules.add_parser("test", help="classify a text and show which rules fired")
+    t.add_argument("text")
+    t.add_argument("--rules", type=Path, help="default: $REDALERT_RULES_FILE")
+    t.add_argument("--source", default="cli")
+    t.add_argument("--author")
+    t.add_argument("--json", action="store_true", help="print the classification as JSON")
+    t.set_defaults(func=run_test)
+
+    e = rules.add_parser("eval", help="precision, recall and F1 against labelled posts")
+    e.add_argument("files", type=Path, nargs="+", metavar="LABELLED.jsonl")
+    e.add_argument("--rules", type=Path, help="default: $REDALERT_RULES_FILE")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--show", type=int, default=50, help="misclassified posts to list (50)")
+    e.set_defaults(func=run_eval)
+
+    b = rules.add_parser("backtest", help="which recent posts new rules would change")
+    b.add_argument("file", type=Path, metavar="NEW_RULES.yaml")
+    b.add_argument("--last", type=int, default=1000, help="posts from `classified` (1000)")
+    b.add_argument("--examples", type=int, default=3, help="examples per change (3)")
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.set_defaults(func=run_backtest)
+
+
+def _path(arg: Path | None) -> Path:
+    return arg if arg is not None else settings().rules_file
+
+
+def _engine(path: Path) -> Engine:
+    try:
+        return compile_rules(read_rules_file(path), str(path))
+    except ConfigError as e:
+        print(e, file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+# --- check ---------------------------------------------------------------------------------------
+
+
+def run_check(args: argparse.Namespace) -> int:
+    path = _path(args.file)
+    try:
+        text = read_rules_file(path)
+        engine = compile_rules(text, str(path))
+    except ConfigError as e:
+        print(e)
+        return 1
+    warnings = lint(load_rules(text, str(path)), text, str(path))
+    for w in warnings:
+        print(w)
+    r = engine.rules
+    phrases = sum(len(x.phrases) for x in [*r.cues, *r.modifiers])
+    regexes = sum(len(x.regex) for x in [*r.cues, *r.modifiers])
+    print(
+        f"{path}: ok, rules version {engine.version}: {len(r.cues)} cues, "
+        f"{len(r.modifiers)} modifiers ({phrases} phrases, {regexes} regexes), "
+        f"{len(r.ignore.phrases) + len(r.ignore.regex)} ignored, {len(r.topics)} topics"
+    )
+    return 1 if warnings and args.strict else 0
+
+
+# --- test ----------------------------------------------------------------------------------------
+
+_COLOURS = {"red_alert": "31", "assessing": "33", "clear": "32", "modifier": "36", "off": "2"}
+
+
+def _colour() -> bool:
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+def _mark(hit: Hit, text: str) -> str:
+    if hit.effect != "counted":
+        code = _COLOURS["off"]
+    elif hit.kind == "cue":
+        code = _COLOURS.get(hit.severity.value if hit.severity else "", "1")
+    elif hit.kind in ("all_clear", "stand_down"):
+        code = _COLOURS["clear"]
+    else:
+        code = _COLOURS["modifier"]
+    return f"\033[1;{code}m{text}\033[0m"
+
+
+def run_test(args: argparse.Namespace) -> int:
+    engine = _engine(_path(args.rules))
+    c = engine.classify(Post(text=args.text, source=args.source, author=args.author))
+    if args.json:
+        print(c.model_dump_json(indent=2, exclude={"incident_id", "classified_at"}))
+        return 0
+    print(verdict(c))
+    print()
+    print("  " + highlight(c.post.text, c.hits, _mark if _colour() else brackets))
+    print()
+    for hit in sorted(c.hits, key=lambda h: h.start):
+        print(f"  {describe(hit)}")
+    if not c.hits:
+        print("  nothing fired: the default severity applies")
+    if c.topics:
+        print(f"\ntopics: {', '.join(c.topics)}")
+    print(f"rules version {c.rules_version}")
+    return 0
+
+
+# --- eval ----------------------------------------------------------------------------------------
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    path = _path(args.rules)
+    engine = _engine(path)
+    try:
+        items = [item for f in args.files for item in read_labelled(f)]
+    except ConfigError as e:
+        print(e, file=sys.stderr)
+        return 1
+    report = evaluate(engine, items)
+    if args.json:
+        out = report.as_json()
+        out["rules_version"] = engine.version
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return 0
+    names = ", ".join(str(f) for f in args.files)
+    print(f"{names}: {report.n} posts, rules {path} (version {engine.version})\n")
+    _print_scores(report)
+    _print_confusion(report)
+    _print_misclassified(report, args.show)
+    return 0
+
+
+def _print_scores(report: Report) -> None:
+    print(f"  {'':<11}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}")
+    for s in SEVERITIES:
+        v = report.per_class[s.value]
+        print(f"  {s.label:<11}{v.precision:>10.3f}{v.recall:>8.3f}{v.f1:>8.3f}{v.support:>9}")
+    print(f"\n  macro-F1 {report.macro_f1:.3f}    accuracy {report.accuracy:.3f}\n")
+
+
+def _print_confusion(report: Report) -> None:
+    print("confusion (rows: label, columns: predicted)")
+    print(f"  {'':<11}" + "".join(f"{s.label:>11}" for s in SEVERITIES))
+    for g in SEVERITIES:
+        row = report.confusion[g.value]
+        print(f"  {g.label:<11}" + "".join(f"{row[p.value]:>11}" for p in SEVERITIES))
+    print()
+
+
+def _print_misclassified(report: Report, show: int) -> None:
+    wrong = report.misclassified
+    if not wrong:
+        print("misclassified: none")
+        return
+    print(f"misclassified ({len(wrong)}{f', first {show}' if len(wrong) > show else ''}):")
+    for item, c in wrong[:show]:
+        print(f"  {item.post.id}: {item.label.label} -> {c.severity.label}")
+        print(f"    {highlight(item.post.text, c.hits)}")
+        fired = "; ".join(describe(h) for h in c.hits) or "nothing fired"
+        print(f"    {fired}")
+
+
+# --- backtest ------------------------------------------------------------------------------------
+
+
+def run_backtest(args: argparse.Namespace) -> int:
+    engine = _engine(args.file)
+    if args.last < 1:
+        print("--last: at least 1", file=sys.stderr)
+        return 2
+    recorded, skipped = asyncio.run(_recent(args.last))
+    report = backtest(engine, recorded, examples=args.examples)
+    if args.json:
+        print(json.dumps({**report.as_json(), "skipped": skipped}, indent=2, ensure_ascii=False))
+        return 0
+    _print_backtest(args.file, report, skipped)
+    return 0
+
+
+async def _recent(last: int) -> tuple[list[Classification], int]:
+    """The last `last` entries of the `classified` stream, oldest first; and how many were bad."""
+    s = settings()
+    redis = redis_client(s)
+    try:
+        entries = await redis.xrevrange(keys.Keys(s.namespace).stream(keys.CLASSIFIED), count=last)
+    finally:
+        await redis.aclose()
+    recorded, skipped = [], 0
+    for _id, fields in reversed(entries):
+        try:
+            recorded.append(decode(fields, Classification))
+        except DecodeError:
+            skipped += 1
+    return recorded, skipped
+
+
+def _print_backtest(path: Path, report: Backtest, skipped: int) -> None:
+    print(f"{path} (version {report.version}) against the last {report.n} classified posts")
+    versions = ", ".join(f"{v} ({n})" for v, n in report.old_versions.most_common())
+    if versions:
+        print(f"  classified then by rules {versions}")
+    if skipped:
+        print(f"  {skipped} entries could not be read and were skipped")
+    print(f"\n  {report.changed} would change severity, {report.n - report.changed} would not\n")
+    for change, count in report.counts.most_common():
+        before, after = (Severity(x).label for x in change.split(" -> "))
+        print(f"  {before} -> {after}: {count}")
+        for ex in report.examples[change]:
+            print(f"    {ex.source}:{ex.post_id}  {_clip(ex.text)}")
+
+
+def _clip(text: str, width: int = 100) -> str:
+    one = " ".join(text.split())
+    return one if len(one) <= width else one[: width - 1] + "…"

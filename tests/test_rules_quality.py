@@ -1,0 +1,91 @@
+"""The shipped rules against the seed story and the labelled posts, and the posts themselves."""
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from services.classify.rules import Engine, load_rules_file
+from services.classify.rules.evaluate import evaluate, read_labelled
+from shared.models import Post
+from shared.settings import PROJECT_ROOT
+from shared.severity import Severity
+from tests.conftest import SEED
+
+DATA = Path(__file__).parent / "data"
+TUNE, HELDOUT = DATA / "tune.jsonl", DATA / "heldout.jsonl"
+KINDS = {
+    "space",
+    "quake",
+    "wildfire",
+    "weather",
+    "industrial",
+    "it",
+    "health",
+    "transport",
+    "safety",
+}
+HARD = {"negated", "all_clear", "stand_down", "hedged", "past", "joke", "chatter", "drill"}
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Engine:
+    return Engine(load_rules_file(PROJECT_ROOT / "config" / "rules.yaml"))
+
+
+def rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def seed() -> list[dict]:
+    return rows(Path(SEED))
+
+
+@pytest.mark.parametrize("post", seed(), ids=lambda p: p["id"])
+def test_every_seed_post_gets_its_label(shipped, post):
+    fields = {k: post[k] for k in ("id", "source", "author", "text", "thread_id")}
+    assert shipped.classify(Post(**fields)).severity is Severity(post["label"])
+
+
+def test_the_seed_thread_reads_as_the_story(shipped):
+    """Red alert at once, Roscosmos' reassurance is an all-clear, the watcher stands down."""
+    by_id = {p["id"]: shipped.classify(Post(text=p["text"], source=p["source"])) for p in seed()}
+    assert by_id["iss-1"].topics == ["iss"]
+    assert by_id["iss-11"].all_clear
+    assert not by_id["iss-11"].stand_down
+    assert by_id["iss-12"].stand_down
+    assert [i for i, c in by_id.items() if c.all_clear] == ["iss-11", "iss-12", "iss-13"]
+
+
+def test_the_held_out_part_reaches_the_target(shipped):
+    report = evaluate(shipped, read_labelled(HELDOUT))
+    assert report.macro_f1 >= 0.85, report.as_json()["misclassified"]
+
+
+def test_the_tuning_part_stays_where_it_was_tuned(shipped):
+    report = evaluate(shipped, read_labelled(TUNE))
+    assert report.macro_f1 >= 0.95, report.as_json()["misclassified"]
+
+
+@pytest.mark.parametrize("path", [TUNE, HELDOUT], ids=["tune", "heldout"])
+def test_each_part_covers_every_kind_severity_and_hard_case(path):
+    data = rows(path)
+    assert {r["kind"] for r in data} == KINDS
+    for kind in KINDS:
+        labels = Counter(r["label"] for r in data if r["kind"] == kind)
+        assert set(labels) == {s.value for s in Severity}, kind
+    labels = Counter(r["label"] for r in data)
+    assert min(labels.values()) >= len(data) / 4, labels
+    tags = Counter(t for r in data for t in r.get("tags", []))
+    assert set(tags) >= HARD, HARD - set(tags)
+
+
+def test_the_labelled_set_is_big_enough_and_its_parts_are_disjoint():
+    tune, heldout = rows(TUNE), rows(HELDOUT)
+    assert len(tune) + len(heldout) >= 300
+    assert len(heldout) >= 100
+    ids = [r["id"] for r in tune + heldout]
+    assert len(ids) == len(set(ids))
+    assert not {r["text"] for r in tune} & {r["text"] for r in heldout}
+    assert all(r["id"].startswith("h-") for r in heldout)
