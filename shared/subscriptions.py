@@ -12,7 +12,7 @@ from shared import templates
 from shared.keys import Keys
 from shared.models import Subscription, SubscriptionFields, utcnow
 from shared.secrets import MASK, is_valid_url, mask_url
-from shared.yamlfile import load_file
+from shared.yamlfile import ConfigError, load_file
 
 
 def public(sub: Subscription) -> dict[str, Any]:
@@ -105,10 +105,22 @@ class SubscriptionsFile(BaseModel):
     subscriptions: list[SubscriptionSpec] = Field(default_factory=list)
 
 
+def file_subscriptions(specs: list[SubscriptionSpec]) -> list[Subscription]:
+    """Declared subscriptions; their ids come from their names, so re-applying updates them."""
+    subs = [s.to_subscription(id=f"file-{slug(s.name)}", origin="file") for s in specs]
+    ids = [s.id for s in subs]
+    alike = sorted({s.name for s in subs if ids.count(s.id) > 1})
+    if alike:
+        raise ValueError(f"names must differ (more than letters and spaces): {alike}")
+    return subs
+
+
 def load_subscriptions_file(path: Path) -> list[Subscription]:
-    """Subscriptions declared in YAML; their ids come from their names, so re-applying updates."""
     specs = load_file(SubscriptionsFile, path).subscriptions
-    return [s.to_subscription(id=f"file-{slug(s.name)}", origin="file") for s in specs]
+    try:
+        return file_subscriptions(specs)
+    except ValueError as e:
+        raise ConfigError([(str(path), None, f"subscriptions: {e}")]) from None
 
 
 class SubscriptionStore:

@@ -9,7 +9,15 @@ from redis.asyncio import Redis
 
 from services.ingest import errors
 from services.ingest.context import Context
-from services.ingest.routes import health, incidents, posts, subscriptions
+from services.ingest.routes import (
+    deadletter,
+    health,
+    incidents,
+    metrics,
+    posts,
+    silences,
+    subscriptions,
+)
 from shared import keys
 from shared.consumer import ensure_group
 from shared.redis import redis_client
@@ -51,6 +59,8 @@ def create_app(settings: Settings, redis: Redis | None = None) -> FastAPI:
     )
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
-    for router in (posts.router, subscriptions.router, incidents.router, health.router):
+    routers = (posts.router, subscriptions.router, silences.router, incidents.router)
+    routers += (deadletter.router, health.router, metrics.router)
+    for router in routers:
         app.include_router(router)
     return app

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from shared.keys import Keys
+from shared.settings import Settings
 
 State = Literal["closed", "open", "half_open"]
 
@@ -77,6 +78,34 @@ class CircuitStore:
             return {}
         raw = await self.redis.hmget(self.keys.circuits, [_field(s, i) for s, i in targets])
         return {t: Circuit.model_validate_json(v) for t, v in zip(targets, raw, strict=True) if v}
+
+    def update(
+        self,
+        pipe: Pipeline,
+        old: Circuit | None,
+        settings: Settings,
+        *,
+        subscription_id: str,
+        index: int,
+        url: str,
+        ok: bool,
+        error: str | None,
+        now: datetime,
+    ) -> None:
+        """Queue the circuit's new state after one delivery, if it changed."""
+        new = after_delivery(
+            old,
+            ok=ok,
+            subscription_id=subscription_id,
+            index=index,
+            url=url,
+            error=error,
+            now=now,
+            threshold=settings.circuit_failures,
+            open_s=settings.circuit_open_s,
+        )
+        if new != old:
+            self.write(pipe, subscription_id, index, new)
 
     def write(self, pipe: Pipeline, subscription_id: str, index: int, c: Circuit | None) -> None:
         if c is None:

@@ -8,6 +8,8 @@ the URL at that position is still the one that failed — never the URL itself.
 import hashlib
 import json
 
+from redis.asyncio.client import Pipeline
+
 from services.notify.render import Notification
 from services.notify.send import UrlResult
 from shared import keys
@@ -69,3 +71,27 @@ def dead_letter(sub: Subscription, n: Notification, r: UrlResult, raw_url: str) 
             "kind": n.kind.value,
         },
     )
+
+
+def queue(
+    pipe: Pipeline,
+    k: keys.Keys,
+    maxlen: int,
+    sub: Subscription,
+    n: Notification,
+    r: UrlResult,
+    raw_url: str,
+    *,
+    deadletter: bool = True,
+) -> list[Delivery]:
+    """Queue one URL's records on a pipeline: its attempts, and its dead letter if it failed."""
+    written = deliveries(sub, n, r)
+    for delivery in written:
+        data = delivery.model_dump_json(exclude_none=True)
+        pipe.xadd(k.stream(keys.DELIVERIES), {"data": data}, maxlen=maxlen, approximate=True)
+        for incident_id in incidents_of(n):
+            pipe.rpush(k.incident_deliveries(incident_id), data)
+    if deadletter and not r.ok:
+        letter = dead_letter(sub, n, r, raw_url)
+        pipe.xadd(k.stream(keys.DEADLETTER), {"data": letter.model_dump_json()})
+    return written

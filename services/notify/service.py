@@ -36,7 +36,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from services.notify import records
-from services.notify.circuit import Circuit, CircuitStore, after_delivery
+from services.notify.circuit import Circuit, CircuitStore
 from services.notify.firing import FiringState
 from services.notify.pipeline import (
     DIGEST_GRACE,
@@ -493,21 +493,18 @@ class NotifyService:
                 urls = target_urls(d.sub)
                 for r in d.results:
                     self._record(pipe, d, r, urls[r.index], counts)
-                    if r.attempts:
-                        old = circuits.get((d.sub.id, r.index))
-                        new = after_delivery(
-                            old,
-                            ok=r.ok,
+                    if r.attempts:  # tried (not skipped): the circuit learns from it
+                        self.circuits.update(
+                            pipe,
+                            circuits.get((d.sub.id, r.index)),
+                            self.settings,
                             subscription_id=d.sub.id,
                             index=r.index,
                             url=r.url,
+                            ok=r.ok,
                             error=r.error,
                             now=now,
-                            threshold=self.settings.circuit_failures,
-                            open_s=self.settings.circuit_open_s,
                         )
-                        if new != old:
-                            self.circuits.write(pipe, d.sub.id, r.index, new)
                 d.owed.status = "done"
                 n = d.owed.notification
                 pipe.set(
@@ -528,23 +525,13 @@ class NotifyService:
         self, pipe: Pipeline, d: Decided, r: UrlResult, raw_url: str, counts: Counter[str]
     ) -> None:
         n = d.owed.notification
-        for delivery in records.deliveries(d.sub, n, r):
+        maxlen = self.settings.audit_maxlen
+        for delivery in records.queue(pipe, self.k, maxlen, d.sub, n, r, raw_url):
             counts[delivery.outcome.value] += 1
-            data = delivery.model_dump_json(exclude_none=True)
-            pipe.xadd(
-                self.k.stream(keys.DELIVERIES),
-                {"data": data},
-                maxlen=self.settings.audit_maxlen,
-                approximate=True,
-            )
-            for incident_id in records.incidents_of(n):
-                pipe.rpush(self.k.incident_deliveries(incident_id), data)
         if r.ok:
             return
         if r.skipped:
             counts["skipped_circuit_open"] += 1
-        letter = records.dead_letter(d.sub, n, r, raw_url)
-        pipe.xadd(self.k.stream(keys.DEADLETTER), {"data": letter.model_dump_json()})
         log.error(
             "delivery of %s to %s (%s) dead-lettered after %d attempt(s): %s",
             n.event_id,
