@@ -102,9 +102,9 @@ class Keys:
         """The notification owed for one event to one subscription, and whether it was sent."""
         return f"{self.namespace}:notification:{event_id}:{subscription_id}"
 
-    def rate(self, subscription_id: str, window_start: int) -> str:
-        """Messages decided for a subscription in one rate-limit window (a counter)."""
-        return f"{self.namespace}:rate:{subscription_id}:{window_start}"
+    def rate(self, subscription_id: str) -> str:
+        """A subscription's current rate-limit window: its start and messages counted (JSON)."""
+        return f"{self.namespace}:rate:{subscription_id}"
 
     def digest(self, subscription_id: str, window_start: int) -> str:
         """The overflow of one rate-limit window (Notification JSON), sent as one digest."""

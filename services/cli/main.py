@@ -3,9 +3,9 @@
 import argparse
 import sys
 
-from services.cli import replay, serve
+from services.cli import deadletter, replay, serve, silences, subscriptions
 
-COMMANDS = [serve, replay]
+COMMANDS = [serve, replay, subscriptions, silences, deadletter]
 
 
 def parser() -> argparse.ArgumentParser:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from pydantic import BaseModel
+
 from services.notify import webhook
 from services.notify.firing import (
     FiringState,
@@ -26,7 +28,7 @@ from services.notify.firing import (
 )
 from services.notify.quiet_hours import quiet_until
 from services.notify.render import Notification, render
-from shared.due import from_score
+from shared.due import from_score, score
 from shared.models import Incident, IncidentEvent, RateLimit, Subscription
 from shared.severity import Severity
 from shared.silences import Silence, silencing
@@ -60,6 +62,13 @@ class Candidate:
         return self.sub.id, self.event.incident.id
 
 
+class RateWindow(BaseModel):
+    """A subscription's rate-limit window: it starts with the first message after the last one."""
+
+    start: int  # Unix ms
+    count: int = 0  # messages decided in it, sent or digested
+
+
 @dataclass
 class Env:
     """What the steps read: the time, and state the service loaded from Redis."""
@@ -70,8 +79,8 @@ class Env:
     # What each subscriber was last told, by (subscription id, incident id); updated as
     # candidates pass, so two events of one batch for one pair are decided in order.
     told: dict[tuple[str, str], FiringState | None] = field(default_factory=dict)
-    # Messages counted in each (subscription id, window start ms) so far.
-    rate: dict[tuple[str, int], int] = field(default_factory=dict)
+    # Each rate-limited subscription's current window, by subscription id.
+    rate: dict[str, RateWindow | None] = field(default_factory=dict)
 
 
 Step = Callable[[Candidate, Env], str | None]  # None: pass it on; else why it stops here
@@ -144,11 +153,10 @@ def rate_limit(c: Candidate, env: Env) -> str | None:
     limit = c.sub.rate_limit
     if limit is None:
         return None
-    start = window_start(env.now, limit)
-    counted = env.rate.get((c.sub.id, start), 0)
-    env.rate[(c.sub.id, start)] = counted + 1
-    if counted >= limit.count:
-        c.digest_window = start
+    window = current_window(env.rate.get(c.sub.id), env.now, limit)
+    env.rate[c.sub.id] = window.model_copy(update={"count": window.count + 1})
+    if window.count >= limit.count:
+        c.digest_window = window.start
     return None
 
 
@@ -185,10 +193,10 @@ def run(c: Candidate, env: Env) -> Candidate:
 # --- helpers for the shell ------------------------------------------------------------------
 
 
-def window_start(now: datetime, limit: RateLimit) -> int:
-    """The start (Unix ms) of the rate-limit window `now` falls in; windows align to the epoch."""
-    size = int(limit.window * 1000)
-    return int(now.timestamp() * 1000) // size * size
+def current_window(w: RateWindow | None, now: datetime, limit: RateLimit) -> RateWindow:
+    if w is None or score(now) >= w.start + int(limit.window * 1000):
+        return RateWindow(start=score(now))
+    return w
 
 
 def window_end(start: int, limit: RateLimit) -> datetime:

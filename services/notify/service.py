@@ -23,6 +23,7 @@ the same chain in `run_due`, on whichever replica claims it first.
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -42,11 +43,11 @@ from services.notify.pipeline import (
     DIGEST_GRACE,
     Candidate,
     Env,
+    RateWindow,
     Trigger,
     next_repeat,
     run,
     window_end,
-    window_start,
 )
 from services.notify.render import Notification, links, render_digest
 from services.notify.send import Sender, UrlResult, target_urls
@@ -284,18 +285,16 @@ class NotifyService:
     async def _decide_once(
         self, pairs: list[tuple[Job, Subscription]], env: Env, decided: list[Decided]
     ) -> list[tuple[Job, Subscription]]:
-        k, now = self.k, env.now
+        k = self.k
         told_keys = list(
             dict.fromkeys((s.id, j.event.incident.id) for j, s in pairs if s.webhook is None)
         )
-        rate_keys = list(
-            dict.fromkeys((s.id, window_start(now, s.rate_limit)) for _, s in pairs if s.rate_limit)
-        )
+        rate_keys = list(dict.fromkeys(s.id for _, s in pairs if s.rate_limit))
         async with self.redis.pipeline(transaction=False) as pipe:
             for sub_id, incident_id in told_keys:
                 pipe.get(k.firing(sub_id, incident_id))
-            for sub_id, start in rate_keys:
-                pipe.get(k.rate(sub_id, start))
+            for sub_id in rate_keys:
+                pipe.get(k.rate(sub_id))
             for j, s in pairs:
                 if j.trigger is not Trigger.REPEAT:  # a reminder's id is only known once decided
                     pipe.get(k.notification(j.event.id, s.id))
@@ -306,7 +305,7 @@ class NotifyService:
         owed_raw = iter(rest[len(rate_keys) :])
 
         env.told = {key: _firing(v) for key, v in told_raw.items()}
-        env.rate = {key: int(v or 0) for key, v in rate_raw.items()}
+        env.rate = {key: _window(v) for key, v in rate_raw.items()}
         by_sub: dict[str, list[tuple[Job, Candidate]]] = {}
         for j, s in pairs:
             if j.trigger is not Trigger.REPEAT and next(owed_raw) is not None:
@@ -332,7 +331,7 @@ class NotifyService:
         candidates: list[tuple[Job, Candidate]],
         env: Env,
         told_raw: dict[tuple[str, str], bytes | None],
-        rate_raw: dict[tuple[str, int], bytes | None],
+        rate_raw: dict[str, bytes | None],
     ) -> tuple[Guarded, list[Decided]]:
         """One subscription's decisions, as one compare-and-apply guarded by what was read."""
         k, now = self.k, env.now
@@ -346,14 +345,12 @@ class NotifyService:
                 firing_key = k.firing(*key)
                 write.expect(firing_key, raw.decode() if raw else None)
                 write.do("SET", firing_key, state.model_dump_json(), "EX", FIRING_TTL_S)
-        if sub.rate_limit is not None:
-            start = window_start(now, sub.rate_limit)
-            raw = rate_raw.get((sub.id, start))
-            counted = env.rate.get((sub.id, start), 0)
-            if counted != int(raw or 0):
-                ttl = int(sub.rate_limit.window) + 86_400
-                write.expect(k.rate(sub.id, start), raw.decode() if raw else None)
-                write.do("SET", k.rate(sub.id, start), counted, "EX", ttl)
+        window, raw = env.rate.get(sub.id), rate_raw.get(sub.id)
+        if sub.rate_limit is not None and window is not None and window != _window(raw):
+            # Guards the digest too: overflow is only appended together with this write.
+            ttl = int(sub.rate_limit.window) + 86_400
+            write.expect(k.rate(sub.id), raw.decode() if raw else None)
+            write.do("SET", k.rate(sub.id), window.model_dump_json(), "EX", ttl)
 
         for _job, c in candidates:
             incident_id = c.event.incident.id
@@ -427,14 +424,13 @@ class NotifyService:
         assert sub.rate_limit is not None
         k = self.k
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(k.rate(sub.id, start))
+            pipe.get(k.rate(sub.id))
             pipe.lrange(k.digest(sub.id, start), 0, -1)
-            counted_raw, raw_items = await pipe.execute()
+            rate_raw, raw_items = await pipe.execute()
         if not raw_items:
             return None, True
-        counted = int(counted_raw or 0)
-        # The id carries the count, so stragglers after this digest make a second one.
-        digest_id = f"digest:{sub.id}:{start}:{counted}"
+        # The id names the messages, so any straggler after this digest makes a second one.
+        digest_id = f"digest:{start}:{hashlib.sha256(b''.join(raw_items)).hexdigest()[:12]}"
         items = [Notification.model_validate_json(i) for i in raw_items]
         n = render_digest(sub, items, window_end(start, sub.rate_limit), digest_id)
         owed = Owed(
@@ -442,7 +438,7 @@ class NotifyService:
         )
         d = Decided(sub, owed)
         write = Guarded()
-        write.expect(k.rate(sub.id, start), counted_raw.decode() if counted_raw else None)
+        write.expect(k.rate(sub.id), rate_raw.decode() if rate_raw else None)
         write.expect(k.notification(digest_id, sub.id), None)
         key = k.notification(digest_id, sub.id)
         write.do("SET", key, owed.model_dump_json(), "EX", NOTIFICATION_TTL_S)
@@ -544,3 +540,7 @@ class NotifyService:
 
 def _firing(raw: bytes | None) -> FiringState | None:
     return FiringState.model_validate_json(raw) if raw else None
+
+
+def _window(raw: bytes | None) -> RateWindow | None:
+    return RateWindow.model_validate_json(raw) if raw else None

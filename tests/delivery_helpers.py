@@ -1,0 +1,88 @@
+"""Incidents, events and subscriptions for delivery tests; reading what a live redalert wrote."""
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from shared import keys
+from shared.models import (
+    EventKind,
+    Incident,
+    IncidentEvent,
+    IncidentStatus,
+    Post,
+    Subscription,
+)
+from shared.settings import Settings
+from shared.severity import Severity
+
+T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+
+
+def incident(
+    severity: Severity = Severity.RED_ALERT,
+    *,
+    version: int = 1,
+    status: IncidentStatus = IncidentStatus.OPEN,
+    topics: tuple[str, ...] = ("iss",),
+    sources: tuple[str, ...] = ("mastodon",),
+    peak: Severity | None = None,
+    id: str = "inc1",
+) -> Incident:
+    return Incident(
+        id=id,
+        title="ISS: there is a leak coming from the radiator on MLM",
+        status=status,
+        severity=severity,
+        peak_severity=peak or severity,
+        topics=list(topics),
+        sources=list(sources),
+        opened_at=T0,
+        updated_at=T0,
+        post_count=version,
+        version=version,
+    )
+
+
+def event(inc: Incident, kind: EventKind = EventKind.OPENED, text: str = "leak!") -> IncidentEvent:
+    return IncidentEvent(
+        id=f"{inc.id}:{inc.version}",
+        kind=kind,
+        incident=inc,
+        reason=f"{kind.value} at {inc.severity.label}",
+        post=Post(source="mastodon", author="watcher", text=text, url="https://social/1"),
+    )
+
+
+def sub(**fields: Any) -> Subscription:
+    fields.setdefault("name", "ops")
+    fields.setdefault("urls", ["json://127.0.0.1:9/hook"])
+    return Subscription(**fields)
+
+
+async def post_thread(api: httpx.AsyncClient, thread: str, *texts: str) -> None:
+    for n, text in enumerate(texts):
+        body = {"id": f"{thread}-{n}", "source": "test", "thread_id": thread, "text": text}
+        r = await api.post("/v1/posts", json=body)
+        assert r.status_code == 202, r.text
+
+
+async def stream(redis: Any, settings: Settings, name: str) -> list[dict[str, Any]]:
+    entries = await redis.xrange(f"{settings.namespace}:{name}")
+    return [json.loads(fields[b"data"]) for _, fields in entries]
+
+
+async def deliveries(redis: Any, settings: Settings) -> list[dict[str, Any]]:
+    return await stream(redis, settings, keys.DELIVERIES)
+
+
+async def deadletters(redis: Any, settings: Settings) -> list[dict[str, Any]]:
+    return await stream(redis, settings, keys.DEADLETTER)
+
+
+async def quiet_for(seconds: float) -> None:
+    """Let anything that would (wrongly) arrive arrive."""
+    await asyncio.sleep(seconds)
