@@ -1,7 +1,11 @@
 """Incidents, events and subscriptions for delivery tests; reading what a live redalert wrote."""
 
 import asyncio
+import contextlib
+import io
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,3 +90,34 @@ async def deadletters(redis: Any, settings: Settings) -> list[dict[str, Any]]:
 async def quiet_for(seconds: float) -> None:
     """Let anything that would (wrongly) arrive arrive."""
     await asyncio.sleep(seconds)
+
+
+@asynccontextmanager
+async def live(run_services: Any, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """redalert running (ingest, classify, notify), and a client for its API."""
+    base = f"http://127.0.0.1:{settings.http_port}"
+    async with run_services(settings), httpx.AsyncClient(base_url=base, timeout=60) as api:
+        yield api
+
+
+async def subscribe(api: httpx.AsyncClient, **spec: Any) -> dict[str, Any]:
+    spec.setdefault("name", "ops")
+    r = await api.post("/v1/subscriptions", json=spec)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def cli(settings: Settings, *args: str) -> tuple[int, str]:
+    """Run `redalert ARGS --url <the live API>` in a thread; its exit code and output."""
+    from services.cli.main import main
+
+    def run() -> tuple[int, str]:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            try:
+                code = main([*args, "--url", f"http://127.0.0.1:{settings.http_port}"])
+            except SystemExit as e:
+                code = int(e.code or 0)
+        return code, out.getvalue()
+
+    return await asyncio.to_thread(run)

@@ -24,8 +24,11 @@ def incidents_of(n: Notification) -> list[str]:
     return [n.incident_id] if n.incident_id else list(n.related)
 
 
-def deliveries(sub: Subscription, n: Notification, r: UrlResult) -> list[Delivery]:
+def deliveries(
+    sub: Subscription, n: Notification, r: UrlResult, *, deadletter: bool = True
+) -> list[Delivery]:
     """One record per attempt: failed ones that were retried, then the last one's outcome."""
+    gave_up = DeliveryOutcome.DEADLETTERED if deadletter else DeliveryOutcome.FAILED
 
     def record(attempt: int, outcome: DeliveryOutcome, ms: float, error: str | None) -> Delivery:
         return Delivery(
@@ -51,7 +54,7 @@ def deliveries(sub: Subscription, n: Notification, r: UrlResult) -> list[Deliver
         if a.ok:
             outcome = DeliveryOutcome.SENT
         else:
-            outcome = DeliveryOutcome.DEADLETTERED if last else DeliveryOutcome.FAILED
+            outcome = gave_up if last else DeliveryOutcome.FAILED
         out.append(record(a.number, outcome, a.latency_ms, a.error))
     return out
 
@@ -85,7 +88,7 @@ def queue(
     deadletter: bool = True,
 ) -> list[Delivery]:
     """Queue one URL's records on a pipeline: its attempts, and its dead letter if it failed."""
-    written = deliveries(sub, n, r)
+    written = deliveries(sub, n, r, deadletter=deadletter)
     for delivery in written:
         data = delivery.model_dump_json(exclude_none=True)
         pipe.xadd(k.stream(keys.DELIVERIES), {"data": data}, maxlen=maxlen, approximate=True)
