@@ -68,10 +68,13 @@ def sub(**fields: Any) -> Subscription:
 
 
 async def post_thread(api: httpx.AsyncClient, thread: str, *texts: str) -> None:
-    for n, text in enumerate(texts):
-        body = {"id": f"{thread}-{n}", "source": "test", "thread_id": thread, "text": text}
-        r = await api.post("/v1/posts", json=body)
-        assert r.status_code == 202, r.text
+    """One request, so its posts usually reach notify's consumers as one batch."""
+    body = [
+        {"id": f"{thread}-{n}", "source": "test", "thread_id": thread, "text": text}
+        for n, text in enumerate(texts)
+    ]
+    r = await api.post("/v1/posts", json=body)
+    assert r.status_code == 202, r.text
 
 
 async def stream(redis: Any, settings: Settings, name: str) -> list[dict[str, Any]]:

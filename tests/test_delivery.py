@@ -161,7 +161,7 @@ async def test_an_outbound_webhook_receives_every_event_signed_with_its_secret(
     make_settings, redis, run_services, make_sink
 ):
     secret = "whsec-0123456789-abcdefghij"
-    hook = make_sink(fail_first=1)  # the first POST fails: retried like any delivery
+    hook = make_sink(fail_first=1, delay=0.1)  # the first POST fails: retried like any other
     async with live(run_services, make_settings()) as api:
         await subscribe(
             api,

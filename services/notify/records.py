@@ -50,11 +50,8 @@ def deliveries(
         return [record(0, DeliveryOutcome.DEADLETTERED, 0.0, r.skipped)]
     out = []
     for a in r.attempts:
-        last = a is r.attempts[-1]
-        if a.ok:
-            outcome = DeliveryOutcome.SENT
-        else:
-            outcome = gave_up if last else DeliveryOutcome.FAILED
+        failed = gave_up if a is r.attempts[-1] else DeliveryOutcome.FAILED
+        outcome = DeliveryOutcome.SENT if a.ok else failed
         out.append(record(a.number, outcome, a.latency_ms, a.error))
     return out
 

@@ -471,7 +471,17 @@ class NotifyService:
             }
             d.results = await self.sender.deliver(d.sub, d.owed.notification, skip=skip)
 
-        await asyncio.gather(*(send(d) for d in decided))
+        # What one subscriber hears about one incident arrives in the order it was decided
+        # (never "resolved" before "red alert"); everything else goes out at once.
+        chains: dict[tuple[str, str], list[Decided]] = {}
+        for d in decided:
+            chains.setdefault((d.sub.id, d.owed.notification.incident_id), []).append(d)
+
+        async def send_in_order(chain: list[Decided]) -> None:
+            for d in chain:
+                await send(d)
+
+        await asyncio.gather(*(send_in_order(chain) for chain in chains.values()))
         await self._finish(decided, circuits, ack=ack, release=release)
 
     async def _finish(
