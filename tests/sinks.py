@@ -11,6 +11,20 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 1024  # fan-out tests connect hundreds at once; the default backlog is 5
 
 
+def serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """A real HTTP server on a free local port, answering from a background thread."""
+    server = _Server(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def shut(server: ThreadingHTTPServer | None) -> None:
+    if server is not None:
+        server.shutdown()
+        server.server_close()
+
+
 class HttpSink:
     """An HTTP server recording every request; `json://127.0.0.1:<port>/` delivers here.
 
@@ -81,15 +95,11 @@ class HttpSink:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = _Server(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = serve(Handler)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        shut(self._server)
 
     def __enter__(self) -> "HttpSink":
         return self.start()

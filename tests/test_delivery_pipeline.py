@@ -34,11 +34,11 @@ from shared.subscriptions import SubscriptionSpec, keep_masked_secrets, public
 from tests.delivery_helpers import T0, event, incident, sub
 
 RED, ASSESSING, NO_DANGER = Severity.RED_ALERT, Severity.ASSESSING, Severity.NO_DANGER
-LINKS = {"incident": "http://r/v1/incidents/inc1", "ack": "http://r/ack", "resolve": "http://r/res"}
+SIGNED = {"ack": "http://r/ack", "resolve": "http://r/res"}
 
 
 def env(now: datetime = T0, **kw) -> Env:
-    return Env(now, links=lambda _incident: dict(LINKS), **kw)
+    return Env(now, public_url="http://r/", signed=lambda _incident: dict(SIGNED), **kw)
 
 
 def through(c: Candidate, e: Env) -> Candidate:
@@ -347,15 +347,15 @@ def test_templates_and_a_broken_one_falls_back_to_the_default():
 
 
 def test_resolved_messages_have_no_ack_link_and_say_resolved():
-    from services.notify.render import links
+    from services.notify.render import actions
     from shared.settings import Settings
 
     settings = Settings(_env_file=None, public_url="http://r")
     inc = incident(NO_DANGER, status=IncidentStatus.RESOLVED, version=2)
-    shown = links(settings, b"secret", inc)
+    shown = actions(settings, b"secret", inc)
     assert shown["ack"] is None
     assert shown["resolve"] is None
-    acked = links(settings, b"secret", incident(status=IncidentStatus.ACKNOWLEDGED))
+    acked = actions(settings, b"secret", incident(status=IncidentStatus.ACKNOWLEDGED))
     assert acked["ack"] is None
     assert acked["resolve"] is not None
     assert "/v1/incidents/inc1/resolve/link?expires=" in str(acked["resolve"])

@@ -27,7 +27,7 @@ from services.notify.firing import (
     repeated,
 )
 from services.notify.quiet_hours import quiet_until
-from services.notify.render import Notification, render
+from services.notify.render import Links, Notification, links, render
 from shared.due import from_score, score
 from shared.models import Incident, IncidentEvent, RateLimit, Subscription
 from shared.severity import Severity
@@ -75,7 +75,9 @@ class Env:
 
     now: datetime
     silences: list[Silence] = field(default_factory=list)
-    links: Callable[[Incident], dict[str, str | None]] = lambda _: {}
+    public_url: str = "http://127.0.0.1:8080"
+    # Signed ack/resolve links for an incident (render.actions, with the link secret).
+    signed: Callable[[Incident], Links] = lambda _: {}
     # What each subscriber was last told, by (subscription id, incident id); updated as
     # candidates pass, so two events of one batch for one pair are decided in order.
     told: dict[tuple[str, str], FiringState | None] = field(default_factory=dict)
@@ -163,9 +165,10 @@ def rate_limit(c: Candidate, env: Env) -> str | None:
 def render_step(c: Candidate, env: Env) -> str | None:
     """The message: the subscription's format and templates, or a webhook's signed JSON."""
     assert c.kind is not None
-    links = env.links(c.event.incident)
+    signed = env.signed(c.event.incident)
     if c.sub.webhook is not None:
-        c.notification = webhook.payload(c.event, c.sub, links)
+        shown = links(env.public_url, c.event.incident, signed)
+        c.notification = webhook.payload(c.event, c.sub, shown)
         return None
     note = (
         "Held back earlier by a silence or quiet hours." if c.trigger is Trigger.RECHECK else None
@@ -174,7 +177,9 @@ def render_step(c: Candidate, env: Env) -> str | None:
     if c.kind is NoticeKind.REPEAT:
         assert c.state is not None
         event_id = f"{c.event.id}:repeat{c.state.repeats}"
-    c.notification = render(c.event, c.sub, c.kind, links, note=note, event_id=event_id)
+    c.notification = render(
+        c.event, c.sub, c.kind, env.public_url, signed=signed, note=note, event_id=event_id
+    )
     return None
 
 

@@ -108,35 +108,51 @@ def tag(kind: NoticeKind, severity: Severity) -> tuple[str, str]:
     return severity.label.upper(), severity.apprise_type
 
 
-def incident_url(settings: Settings, incident_id: str) -> str:
-    return f"{settings.public_url.rstrip('/')}/v1/incidents/{incident_id}"
+Links = dict[str, str | None]  # incident, ack, resolve
 
 
-def links(settings: Settings, secret: bytes, incident: Incident) -> dict[str, str | None]:
-    """The incident's page, and signed ack/resolve links while those actions make sense."""
-    open_ = incident.status is IncidentStatus.OPEN
+def incident_url(public_url: str, incident_id: str) -> str:
+    return f"{public_url.rstrip('/')}/v1/incidents/{incident_id}"
+
+
+def actions(settings: Settings, secret: bytes, incident: Incident) -> Links:
+    """Signed, expiring ack and resolve links, while those actions make sense."""
     return {
-        "incident": incident_url(settings, incident.id),
-        "ack": action_link(settings, secret, incident.id, "ack") if open_ else None,
+        "ack": action_link(settings, secret, incident.id, "ack")
+        if incident.status is IncidentStatus.OPEN
+        else None,
         "resolve": action_link(settings, secret, incident.id, "resolve")
         if incident.is_open
         else None,
     }
 
 
+def links(public_url: str, incident: Incident, signed: Links | None = None) -> Links:
+    """The incident's page, and the signed action links when given."""
+    return {"incident": incident_url(public_url, incident.id), "ack": None, "resolve": None} | (
+        signed or {}
+    )
+
+
 def render(
     event: IncidentEvent,
     sub: Subscription,
     kind: NoticeKind,
-    links: dict[str, str | None],
+    public_url: str,
     *,
+    signed: Links | None = None,
     note: str | None = None,
     event_id: str | None = None,
 ) -> Notification:
+    """The message for one subscription; `signed` adds the ack/resolve links (see `actions`)."""
     incident = event.incident
     label, notify_type = tag(kind, incident.severity)
     variables = templates.context(
-        event, kind=kind.value, tag=label, links=links, subscription=sub.name
+        event,
+        kind=kind.value,
+        tag=label,
+        links=links(public_url, incident, signed),
+        subscription=sub.name,
     )
     variables["note"] = note
     own = sub.templates

@@ -49,7 +49,7 @@ from services.notify.pipeline import (
     run,
     window_end,
 )
-from services.notify.render import Notification, links, render_digest
+from services.notify.render import Notification, actions, render_digest
 from services.notify.send import Sender, UrlResult, target_urls
 from shared import keys
 from shared.atomic import CompareAndApply, Guarded
@@ -276,7 +276,8 @@ class NotifyService:
         for _ in range(MAX_CONFLICT_RETRIES):
             if not pairs:
                 return decided
-            env = Env(utcnow(), silences, partial(links, self.settings, self._secret))
+            signed = partial(actions, self.settings, self._secret)
+            env = Env(utcnow(), silences, self.settings.public_url, signed)
             pairs = await self._decide_once(pairs, env, decided)
         for job, _sub in pairs:
             job.blocked = "decisions kept conflicting with another notify replica"

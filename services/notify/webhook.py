@@ -7,21 +7,16 @@ stale or replayed deliveries. `X-Redalert-Delivery` is the same on every retry o
 so a receiver can drop duplicates. The payload is documented in the README.
 """
 
-import hashlib
-import hmac
 import json
 from datetime import datetime
 from typing import Any
 
 from services.notify.firing import NoticeKind
 from services.notify.render import Notification
+from shared import signing
 from shared.models import IncidentEvent, Subscription
 
 SCHEMA_VERSION = 1
-
-
-def signature(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def payload(event: IncidentEvent, sub: Subscription, links: dict[str, str | None]) -> Notification:
@@ -59,6 +54,6 @@ def request(n: Notification, secret: str, now: datetime) -> tuple[bytes, dict[st
         "X-Redalert-Event": n.title,
         "X-Redalert-Delivery": f"{n.event_id}/{n.subscription_id}",
         "X-Redalert-Timestamp": timestamp,
-        "X-Redalert-Signature": signature(secret, raw),
+        signing.HEADER: signing.sign(secret, raw),
     }
     return raw, headers
