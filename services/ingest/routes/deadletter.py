@@ -1,6 +1,5 @@
 """/v1/deadletter: what could not be processed or delivered, and replaying it."""
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
@@ -13,10 +12,8 @@ from services.notify.send import Sender
 router = APIRouter(tags=["deadletter"])
 
 
-async def letters(
-    c: Context = Depends(ctx), send: Sender = Depends(sender)
-) -> AsyncIterator[DeadLetters]:
-    yield DeadLetters(c.redis, c.settings, send)
+def letters(c: Context = Depends(ctx), send: Sender = Depends(sender)) -> DeadLetters:
+    return DeadLetters(c.redis, c.settings, send)
 
 
 @router.get("/v1/deadletter")
