@@ -316,3 +316,78 @@ async def test_sending_does_not_block_the_event_loop(make_settings, make_sink):
     assert all(r.ok for r in results)
     assert len(slow.messages()) == 40
     assert ticks >= 10  # the loop ran during the sends
+
+
+async def test_due_work_is_claimed_by_one_replica_and_released_only_if_not_rescheduled(
+    settings, redis
+):
+    from shared.due import DueSet
+
+    k = keys.Keys(settings.namespace)
+    due_a, due_b = DueSet(redis, k), DueSet(redis, k)
+    now = utcnow()
+    past, later = DueItem(DueKind.RECHECK, "s", "i1"), DueItem(DueKind.RECHECK, "s", "i2")
+    await redis.zadd(
+        k.due, {past.member: score(now), later.member: score(now + timedelta(hours=1))}
+    )
+
+    taken, lease = await due_a.claim(now, lease_s=60, limit=10)
+    assert taken == [past]
+    assert (await due_b.claim(now, lease_s=60, limit=10))[0] == []  # leased to replica a
+    # Replica a dies: after the lease, b takes it.
+    retaken, lease_b = await due_b.claim(now + timedelta(seconds=61), lease_s=60, limit=10)
+    assert retaken == [past]
+
+    # Rescheduled meanwhile (a new mute end): releasing the old claim keeps it.
+    await redis.zadd(k.due, {past.member: score(now + timedelta(minutes=5))})
+    async with redis.pipeline(transaction=True) as pipe:
+        await due_b.release(pipe, [past], lease_b)
+        await pipe.execute()
+    assert await redis.zscore(k.due, past.member) == score(now + timedelta(minutes=5))
+    # Not rescheduled: released.
+    taken, lease = await due_a.claim(now + timedelta(minutes=6), lease_s=60, limit=10)
+    async with redis.pipeline(transaction=True) as pipe:
+        await due_a.release(pipe, taken, lease)
+        await pipe.execute()
+    assert await redis.zscore(k.due, past.member) is None
+    assert await redis.zscore(k.due, later.member) is not None
+
+
+async def test_two_notify_replicas_reclaiming_each_others_entries_never_send_twice(
+    make_settings, redis, run_services, make_sink
+):
+    """Sends slower than the reclaim idle time: each replica takes over the other's entries."""
+    from tests.delivery_helpers import event, incident
+
+    slow = make_sink(delay=0.3)
+    first = make_settings(reclaim_idle_ms=100, batch_size=4)
+    second = make_settings(reclaim_idle_ms=100, batch_size=4)
+    k = keys.Keys(first.namespace)
+    store = SubscriptionStore(redis, k)
+    for n in range(3):
+        await store.put(Subscription(name=f"s{n}", urls=[f"{slow.url}/{n}"]))
+    stream = k.stream(keys.INCIDENT_EVENTS)
+    reclaimed = 0
+
+    def counting(consumer):
+        inner = consumer.handler
+
+        async def handler(batch):
+            nonlocal reclaimed
+            reclaimed += len(batch.entries) if batch.reclaimed else 0
+            await inner(batch)
+
+        consumer.handler = handler
+
+    async with run_services(first, "notify") as a, run_services(second, "notify") as b:
+        for rt in (a, b):
+            counting(rt.handlers["notify"].consumers[0])
+        for n in range(20):
+            e = event(incident(id=f"inc{n}"))
+            await redis.xadd(stream, {"data": e.model_dump_json()})
+        await eventually(lambda: len(slow.messages()) >= 60, timeout=60)
+        await quiet_for(1.5)
+    assert len(slow.messages()) == 60
+    sent = [(r["path"], r["json"]["message"]) for r in slow.requests]  # the message names it
+    assert len(set(sent)) == 60  # each subscription heard of each incident exactly once
+    assert reclaimed > 0  # the race did happen
