@@ -79,7 +79,8 @@ class SubscriptionSpec(SubscriptionFields):
         if bool(self.urls) == (self.webhook is not None):
             raise ValueError("give either `urls` (apprise) or `webhook`, not both or neither")
         if self.webhook is not None:
-            given = [f for f in _MESSAGE_ONLY if f in self.model_fields_set]
+            # As GET shows them (format "text", the rest null) they may be sent back.
+            given = [f for f in _MESSAGE_ONLY if getattr(self, f) not in (None, "text")]
             if given:
                 raise ValueError(
                     f"{', '.join(given)}: only for `urls` subscriptions; a webhook receives "

@@ -5,6 +5,7 @@ import logging
 from pathlib import Path
 
 from shared import keys
+from shared.subscriptions import SubscriptionStore
 from tests.conftest import eventually
 from tests.delivery_helpers import cli, deadletters, deliveries, live, post_thread, subscribe
 
@@ -78,6 +79,33 @@ async def test_crud_put_and_patch_keep_masked_secrets(settings, run_services, si
         assert r.status_code == 204
         assert (await api.get(f"/v1/subscriptions/{created['id']}")).status_code == 404
         assert (await api.patch("/v1/subscriptions/nope", json={})).status_code == 404
+
+
+async def test_a_webhook_subscription_round_trips_through_get_put_and_patch(
+    settings, redis, run_services
+):
+    secret = "0123456789abcdef-secret"
+    async with live(run_services, settings) as api:
+        hook = await subscribe(
+            api, name="tool", webhook={"url": "https://tool.example/h/tok123", "secret": secret}
+        )
+        assert hook["webhook"] == {"url": "https://tool.example/****", "secret": "****"}
+        shown = (await api.get(f"/v1/subscriptions/{hook['id']}")).json()
+        r = await api.put(f"/v1/subscriptions/{hook['id']}", json={**shown, "name": "tool 2"})
+        assert r.status_code == 200, r.text
+        r = await api.patch(f"/v1/subscriptions/{hook['id']}", json={"min_severity": "red_alert"})
+        assert r.status_code == 200, r.text
+        r = await api.patch(f"/v1/subscriptions/{hook['id']}", json={"id": "other"})
+        assert r.status_code == 422
+        assert "body.id: does not match the URL" in r.json()["error"]
+        r = await api.patch(f"/v1/subscriptions/{hook['id']}", json={"format": "html"})
+        assert r.status_code == 422
+        assert "format: only for `urls` subscriptions" in r.json()["error"]
+    stored = await SubscriptionStore(redis, keys.Keys(settings.namespace)).get(hook["id"])
+    assert stored is not None
+    assert stored.webhook is not None
+    assert (stored.name, stored.min_severity.value) == ("tool 2", "red_alert")
+    assert (stored.webhook.url, stored.webhook.secret) == ("https://tool.example/h/tok123", secret)
 
 
 async def test_cli_add_list_test_rm_and_apply(settings, run_services, make_sink, tmp_path: Path):

@@ -57,7 +57,14 @@ from shared.codec import DecodeError, decode
 from shared.consumer import Batch, Entry, StreamConsumer
 from shared.due import DueItem, DueKind, DueSet, score
 from shared.links import link_secret
-from shared.models import Delivery, DeliveryOutcome, IncidentEvent, Subscription, utcnow
+from shared.models import (
+    Delivery,
+    DeliveryOutcome,
+    Incident,
+    IncidentEvent,
+    Subscription,
+    utcnow,
+)
 from shared.settings import Settings
 from shared.silences import SilenceStore
 from shared.subscriptions import SubscriptionStore
@@ -234,7 +241,7 @@ class NotifyService:
             if snapshot is None or last is None:
                 continue
             event = IncidentEvent.model_validate_json(last)
-            incident = event.incident.model_validate_json(snapshot)
+            incident = Incident.model_validate_json(snapshot)
             out[incident_id] = event.model_copy(
                 update={"id": f"{incident.id}:{incident.version}", "incident": incident}
             )
@@ -313,14 +320,14 @@ class NotifyService:
                 continue  # decided before (a redelivery): its due item sees it through
             by_sub.setdefault(s.id, []).append((j, run(Candidate(j.event, s, j.trigger), env)))
 
-        order = list(by_sub)
-        writes = [self._commit(by_sub[sub_id], env, told_raw, rate_raw) for sub_id in order]
+        writes = {sub_id: self._commit(c, env, told_raw, rate_raw) for sub_id, c in by_sub.items()}
+        writes = {sub_id: w for sub_id, w in writes.items() if w[0].commands}  # nothing to write
         async with self.redis.pipeline(transaction=False) as pipe:
-            for write, _owed in writes:
+            for write, _owed in writes.values():
                 await self.cas.queue(pipe, write)
             results = await pipe.execute()
         retry = []
-        for sub_id, (_write, owed), result in zip(order, writes, results, strict=True):
+        for (sub_id, (_write, owed)), result in zip(writes.items(), results, strict=True):
             if result == 0:
                 decided += owed
             else:

@@ -54,6 +54,18 @@ async def _existing(c: Context, sub_id: str, *, writing: bool = False) -> Subscr
     return sub
 
 
+# What GET shows besides the fields: a PUT or PATCH may send them back; they are not changed.
+_READ_ONLY = ("id", "origin", "created_at", "updated_at", "circuits")
+
+
+def _writable(sub_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    if body.get("id", sub_id) != sub_id:
+        raise RequestValidationError(
+            [{"loc": ("body", "id"), "msg": "does not match the URL", "type": "value_error"}]
+        )
+    return {k: v for k, v in body.items() if k not in _READ_ONLY}
+
+
 def _validated(data: dict[str, Any]) -> SubscriptionSpec:
     """A PUT/PATCH body, once merged, fails like any body: 422 naming the field."""
     try:
@@ -101,7 +113,7 @@ async def replace_subscription(
 ) -> dict[str, Any]:
     """Replace every field. Masked URLs and a `****` secret, as GET shows them, are kept."""
     old = await _existing(c, sub_id, writing=True)
-    spec = _validated(keep_masked_secrets(body, old))
+    spec = _validated(keep_masked_secrets(_writable(sub_id, body), old))
     return await _save(c, old, spec)
 
 
@@ -111,13 +123,14 @@ async def update_subscription(
 ) -> dict[str, Any]:
     """Change the fields given; the others stay as they are."""
     old = await _existing(c, sub_id, writing=True)
-    current = old.model_dump(mode="json", include=set(SubscriptionSpec.model_fields))
+    body = _writable(sub_id, body)
+    fields = set(SubscriptionSpec.model_fields)
+    current = old.model_dump(mode="json", include=fields, exclude_defaults=True)
     if "urls" in body and "webhook" not in body:
         current.pop("webhook", None)  # switching to apprise URLs drops the webhook…
     if "webhook" in body and "urls" not in body:
         current.pop("urls", None)  # …and the other way round
-    merged = {k: v for k, v in {**current, **body}.items() if v is not None or k in body}
-    spec = _validated(keep_masked_secrets(merged, old))
+    spec = _validated(keep_masked_secrets({**current, **body}, old))
     return await _save(c, old, spec)
 
 
