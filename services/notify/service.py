@@ -318,7 +318,10 @@ class NotifyService:
         for j, s in pairs:
             if j.trigger is not Trigger.REPEAT and next(owed_raw) is not None:
                 continue  # decided before (a redelivery): its due item sees it through
-            by_sub.setdefault(s.id, []).append((j, run(Candidate(j.event, s, j.trigger), env)))
+            c = run(Candidate(j.event, s, j.trigger), env)
+            if c.stopped and log.isEnabledFor(logging.DEBUG):
+                log.debug("%s for %s: %s", j.event.id, s.name, c.stopped)
+            by_sub.setdefault(s.id, []).append((j, c))
 
         writes = {sub_id: self._commit(c, env, told_raw, rate_raw) for sub_id, c in by_sub.items()}
         writes = {sub_id: w for sub_id, w in writes.items() if w[0].commands}  # nothing to write
