@@ -30,8 +30,14 @@ def mask_url(url: str) -> str:
     """A URL safe to show: password, tokens, secret params and custom headers masked."""
     targets.register()
     plugin = apprise.Apprise.instantiate(url)
-    shown = plugin.url(privacy=True) if plugin is not None else _mask_generic(url)
-    return _mask_params(shown, drop_defaults=plugin is not None)
+    if plugin is None:
+        return _mask_params(_mask_generic(url), drop_defaults=False)
+    return mask_plugin(plugin)
+
+
+def mask_plugin(plugin: "apprise.plugins.NotifyBase") -> str:
+    """mask_url for an apprise plugin already loaded from the URL."""
+    return _mask_params(plugin.url(privacy=True), drop_defaults=True)
 
 
 def _mask_generic(url: str) -> str:

@@ -30,7 +30,7 @@ from services.notify import webhook
 from services.notify.render import Notification
 from shared import targets
 from shared.models import Subscription, utcnow
-from shared.secrets import mask_url, redact, url_secrets
+from shared.secrets import mask_plugin, mask_url, redact, url_secrets
 from shared.settings import Settings
 
 log = logging.getLogger("redalert.notify")
@@ -98,7 +98,10 @@ class Sender:
         widen_apprise_pools(settings.send_concurrency)
         self.settings = settings
         self._slots = asyncio.Semaphore(settings.send_concurrency)
-        self._plugins: OrderedDict[str, apprise.plugins.NotifyBase] = OrderedDict()
+        # URL -> its apprise plugin (None: apprise cannot load it) and how it is shown, masked.
+        self._plugins: OrderedDict[str, tuple[apprise.plugins.NotifyBase | None, str]] = (
+            OrderedDict()
+        )
         self._http: httpx.AsyncClient | None = None
 
     async def deliver(
@@ -117,7 +120,8 @@ class Sender:
         tries = attempts or self.settings.send_attempts
 
         async def one(i: int) -> UrlResult:
-            result = UrlResult(i, mask_url(urls[i]))
+            shown = mask_url(urls[i]) if sub.webhook is not None else self._plugin(urls[i])[1]
+            result = UrlResult(i, shown)
             if i in skip:
                 result.skipped = skip[i]
                 return result
@@ -146,24 +150,23 @@ class Sender:
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # jitter: no thundering herd
         return attempts
 
-    def _plugin(self, url: str) -> "apprise.plugins.NotifyBase | None":
+    def _plugin(self, url: str) -> "tuple[apprise.plugins.NotifyBase | None, str]":
         # Parsing an apprise URL costs ~0.3 ms: at a thousand subscriptions, keep the plugins.
-        plugin = self._plugins.get(url)
-        if plugin is None:
+        found = self._plugins.get(url)
+        if found is None:
             plugin = apprise.Apprise.instantiate(url)
-            if plugin is None:
-                return None
-            plugin.request_rate_per_sec = 0  # redalert owns rate limits (see module docstring)
-            self._plugins[url] = plugin
+            if plugin is not None:
+                plugin.request_rate_per_sec = 0  # redalert owns rate limits (module docstring)
+            found = self._plugins[url] = (plugin, mask_plugin(plugin) if plugin else mask_url(url))
             if len(self._plugins) > PLUGIN_CACHE:
                 self._plugins.popitem(last=False)
         else:
             self._plugins.move_to_end(url)
-        return plugin
+        return found
 
     async def _notify(self, url: str, n: Notification) -> str | None:
         """One apprise send: None on success, else the error (masked)."""
-        plugin = self._plugin(url)
+        plugin, _shown = self._plugin(url)
         if plugin is None:
             return "apprise cannot load this URL"
         ap = apprise.Apprise()
