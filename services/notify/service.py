@@ -367,47 +367,55 @@ class NotifyService:
             incident_id = c.event.incident.id
             if c.held_until is not None:
                 counts["held"] += 1
-                kind = DueKind.REPEAT if c.trigger is Trigger.REPEAT else DueKind.RECHECK
-                member = DueItem(kind, sub.id, incident_id).member
-                write.do("ZADD", k.due, score(c.held_until), member)
-                if c.held_by is not None:
-                    held = k.silence_held(c.held_by.id)
-                    write.do("SADD", held, member)
-                    write.do("EXPIREAT", held, int(c.held_by.ends_at.timestamp()) + 86_400)
+                self._hold(write, c, c.held_until)
             if (at := next_repeat(c, now)) is not None:
-                write.do(
-                    "ZADD", k.due, score(at), DueItem(DueKind.REPEAT, sub.id, incident_id).member
-                )
-            n = c.notification
-            if n is None:
+                reminder = DueItem(DueKind.REPEAT, sub.id, incident_id).member
+                write.do("ZADD", k.due, score(at), reminder)
+            if c.notification is None:
                 continue
-            if c.digest_window is not None and sub.rate_limit is not None:
+            if c.digest_window is not None:
                 counts["digested"] += 1
-                end = window_end(c.digest_window, sub.rate_limit)
-                digest = k.digest(sub.id, c.digest_window)
-                write.do("RPUSH", digest, n.model_dump_json())
-                write.do("EXPIREAT", digest, int(end.timestamp()) + 86_400)
-                member = DueItem(DueKind.DIGEST, sub.id, str(c.digest_window)).member
-                write.do("ZADD", k.due, score(end + DIGEST_GRACE), member)
-                self._record_digested(write, n, sub)
-                continue
-            counts["decided"] += 1
-            owed = Owed(
-                status="pending",
-                notification=n,
-                decided_by=self.settings.consumer_name,
-                decided_at=now,
-            )
-            key = k.notification(n.event_id, sub.id)
-            write.expect(key, None)
-            write.do("SET", key, owed.model_dump_json(), "EX", NOTIFICATION_TTL_S)
-            d = Decided(sub, owed)
-            abandoned_at = now + timedelta(seconds=self.lease_s)
-            write.do("ZADD", k.due, score(abandoned_at), d.due_member)
-            owed_now.append(d)
-        for name, n_ in counts.items():
-            write.do("HINCRBY", k.notify_metrics, name, n_)
+                self._into_digest(write, c, c.notification, c.digest_window)
+            else:
+                counts["decided"] += 1
+                owed_now.append(self._owe(write, sub, c.notification, now))
+        for name, n in counts.items():
+            write.do("HINCRBY", k.notify_metrics, name, n)
         return write, owed_now
+
+    def _hold(self, write: Guarded, c: Candidate, until: datetime) -> None:
+        """Look at this pair again when the mute ends (or at once if its silence is expired)."""
+        kind = DueKind.REPEAT if c.trigger is Trigger.REPEAT else DueKind.RECHECK
+        member = DueItem(kind, c.sub.id, c.event.incident.id).member
+        write.do("ZADD", self.k.due, score(until), member)
+        if c.held_by is not None:
+            held = self.k.silence_held(c.held_by.id)
+            write.do("SADD", held, member)
+            write.do("EXPIREAT", held, int(c.held_by.ends_at.timestamp()) + 86_400)
+
+    def _into_digest(self, write: Guarded, c: Candidate, n: Notification, start: int) -> None:
+        """Keep an over-the-limit message for its window's digest, due when the window ends."""
+        assert c.sub.rate_limit is not None
+        end = window_end(start, c.sub.rate_limit)
+        digest = self.k.digest(c.sub.id, start)
+        write.do("RPUSH", digest, n.model_dump_json())
+        write.do("EXPIREAT", digest, int(end.timestamp()) + 86_400)
+        member = DueItem(DueKind.DIGEST, c.sub.id, str(start)).member
+        write.do("ZADD", self.k.due, score(end + DIGEST_GRACE), member)
+        self._record_digested(write, n, c.sub)
+
+    def _owe(self, write: Guarded, sub: Subscription, n: Notification, now: datetime) -> Decided:
+        """Record the message as owed before it is sent; if its sender dies, it comes due."""
+        owed = Owed(
+            status="pending", notification=n, decided_by=self.settings.consumer_name, decided_at=now
+        )
+        key = self.k.notification(n.event_id, sub.id)
+        write.expect(key, None)
+        write.do("SET", key, owed.model_dump_json(), "EX", NOTIFICATION_TTL_S)
+        d = Decided(sub, owed)
+        abandoned_at = now + timedelta(seconds=self.lease_s)
+        write.do("ZADD", self.k.due, score(abandoned_at), d.due_member)
+        return d
 
     def _record_digested(self, write: Guarded, n: Notification, sub: Subscription) -> None:
         delivery = Delivery(
@@ -444,17 +452,11 @@ class NotifyService:
         digest_id = f"digest:{start}:{hashlib.sha256(b''.join(raw_items)).hexdigest()[:12]}"
         items = [Notification.model_validate_json(i) for i in raw_items]
         n = render_digest(sub, items, window_end(start, sub.rate_limit), digest_id)
-        owed = Owed(
-            status="pending", notification=n, decided_by=self.settings.consumer_name, decided_at=now
-        )
-        d = Decided(sub, owed)
         write = Guarded()
+        # Overflow is appended only together with a rate-window write: this guard sees any.
         write.expect(k.rate(sub.id), rate_raw.decode() if rate_raw else None)
-        write.expect(k.notification(digest_id, sub.id), None)
-        key = k.notification(digest_id, sub.id)
-        write.do("SET", key, owed.model_dump_json(), "EX", NOTIFICATION_TTL_S)
+        d = self._owe(write, sub, n, now)
         write.do("LTRIM", k.digest(sub.id, start), len(raw_items), -1)
-        write.do("ZADD", k.due, score(now + timedelta(seconds=self.lease_s)), d.due_member)
         write.do("HINCRBY", k.notify_metrics, "digests", 1)
         if await self.cas(write):
             return d, True
