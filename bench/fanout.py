@@ -1,6 +1,7 @@
 """Fan-out: one incident event to many subscriptions, through notify's whole chain.
 
-    python bench/fanout.py [--subscriptions N] [--events K] [--json] [--redis-url URL]
+    python bench/fanout.py [--subscriptions N] [--events K] [--send-concurrency C]
+                           [--target-latency-ms MS] [--json] [--redis-url URL]
 
 Creates N subscriptions, each with its own `json://` URL on one local HTTP sink (a separate
 process, so it does not compete with notify for the GIL), publishes K red-alert incident events
@@ -11,6 +12,8 @@ to `incident-events`, runs notify in this process, and reports:
   per subscription), and send_concurrency (sends in flight at once; apprise's pools match it);
 - apprise_alone_per_s: measured in the same run, against the same sink — one apprise object
   notifying all N URLs at once, nothing else — so the cost of redalert's chain is visible.
+`--target-latency-ms` makes the sink answer that much later, like a remote service: then sends in
+flight, not CPU, set the pace (compare `--send-concurrency 6`, apprise's own default pool).
 Runs in its own namespace, deleted afterwards. Uses $REDALERT_REDIS_URL, else 127.0.0.1:6379,
 else an embedded server.
 """
@@ -54,10 +57,12 @@ class _Sink(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     received: list[float] = []  # when each POST arrived (Unix time)
+    latency_s = 0.0
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length") or 0))
         self.received.append(time.time())
+        time.sleep(self.latency_s)
         self._answer(b"{}")
 
     def do_GET(self) -> None:  # the times, then forget them
@@ -74,18 +79,18 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-def serve_sink() -> None:
+def serve_sink(latency_ms: float) -> None:
     """`--serve-sink`: answer 200 to every POST; print the port, then serve until killed."""
+    _Handler.latency_s = latency_ms / 1000
     server = _Sink(("127.0.0.1", 0), _Handler)
     print(server.server_address[1], flush=True)
     server.serve_forever()
 
 
 @contextlib.contextmanager
-def sink_process() -> Iterator[int]:
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve-sink"], stdout=subprocess.PIPE, text=True
-    )
+def sink_process(latency_ms: float) -> Iterator[int]:
+    command = [sys.executable, __file__, "--serve-sink", "--target-latency-ms", str(latency_ms)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         yield int(proc.stdout.readline())
@@ -123,9 +128,12 @@ def red_alert(n: int) -> IncidentEvent:
     )
 
 
-async def run(subscriptions: int, events: int, url: str, port: int) -> dict[str, float]:
+async def run(
+    subscriptions: int, events: int, url: str, port: int, concurrency: int, latency_ms: float
+) -> dict[str, float]:
     settings = Settings(
         _env_file=None,
+        send_concurrency=concurrency,
         redis_url=url,
         namespace=f"bench-{uuid.uuid4().hex[:8]}",
         batch_size=events,
@@ -197,6 +205,7 @@ async def run(subscriptions: int, events: int, url: str, port: int) -> dict[str,
         "decide_ms": round(decide_ms[0], 1),
         "send_concurrency": settings.send_concurrency,
         "apprise_alone_per_s": round(alone, 1),
+        "target_latency_ms": latency_ms,
     }
 
 
@@ -218,15 +227,27 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--subscriptions", type=int, default=1000)
     p.add_argument("--events", type=int, default=1, help="red-alert events, one per incident")
+    p.add_argument(
+        "--send-concurrency", type=int, default=64, help="sends in flight (6 = apprise's default)"
+    )
+    p.add_argument("--target-latency-ms", type=float, default=0.0, help="the sink's answer delay")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--redis-url", default=os.environ.get("REDALERT_REDIS_URL"))
     p.add_argument("--serve-sink", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve_sink:
-        serve_sink()
+        serve_sink(args.target_latency_ms)
         return 0
-    with redis_url(args.redis_url) as url, sink_process() as port:
-        result = asyncio.run(run(args.subscriptions, args.events, url, port))
+    with redis_url(args.redis_url) as url, sink_process(args.target_latency_ms) as port:
+        work = run(
+            args.subscriptions,
+            args.events,
+            url,
+            port,
+            args.send_concurrency,
+            args.target_latency_ms,
+        )
+        result = asyncio.run(work)
     if args.json:
         print(json.dumps(result))
     else:
