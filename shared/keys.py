@@ -163,3 +163,51 @@ class Keys:
     def notification(self, event_id: str, subscription_id: str) -> str:
         """The notification owed for one event to one subscription, and whether it was sent."""
         return f"{self.namespace}:notification:{event_id}:{subscription_id}"
+
+    def rate(self, subscription_id: str) -> str:
+        """A subscription's current rate-limit window: its start and messages counted (JSON)."""
+        return f"{self.namespace}:rate:{subscription_id}"
+
+    def digest(self, subscription_id: str, window_start: int) -> str:
+        """The overflow of one rate-limit window (Notification JSON), sent as one digest."""
+        return f"{self.namespace}:digest:{subscription_id}:{window_start}"
+
+    @property
+    def due(self) -> str:
+        """Sorted set: notify's timed work (rechecks, repeats, digests) scored by when it is due."""
+        return f"{self.namespace}:due"
+
+    @property
+    def circuits(self) -> str:
+        """Hash: "<subscription id>:<url index>" -> circuit breaker state of that URL (JSON)."""
+        return f"{self.namespace}:circuits"
+
+    @property
+    def notify_metrics(self) -> str:
+        """Hash: delivery counters (sent, failed attempts, dead-lettered, held, digested…)."""
+        return f"{self.namespace}:metrics:notify"
+
+    # --- silences -----------------------------------------------------------------------------
+    @property
+    def silences(self) -> str:
+        """Hash: silence id -> Silence JSON."""
+        return f"{self.namespace}:silences"
+
+    @property
+    def silences_version(self) -> str:
+        """Bumped on every change, so notify replicas know to reload."""
+        return f"{self.namespace}:silences:version"
+
+    def silence_held(self, silence_id: str) -> str:
+        """Set of due-item members held back by a silence, woken early if it is expired."""
+        return f"{self.namespace}:silence:{silence_id}:held"
+
+    # --- dead letters -------------------------------------------------------------------------
+    @property
+    def deadletter_replayed(self) -> str:
+        """Hash: dead letter id -> when and how it was replayed (JSON)."""
+        return f"{self.namespace}:deadletter:replayed"
+
+    def deadletter_replaying(self, letter_id: str) -> str:
+        """Held while one dead letter is being replayed, so two replays never both send."""
+        return f"{self.namespace}:deadletter:replaying:{letter_id}"

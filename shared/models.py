@@ -1,11 +1,21 @@
 """The contract between the services: every stream entry is one of these models, as JSON."""
 
+import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from shared.severity import Severity
 
@@ -172,21 +182,138 @@ class IncidentEvent(Model):
 
 # --- subscriptions and deliveries -------------------------------------------------------------
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$", re.I)
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
-class Subscription(Model):
-    id: str = Field(default_factory=new_id)
+
+def parse_duration(value: Any) -> Any:
+    """`90`, `"90s"`, `"15m"`, `"2h"`, `"1d"` -> seconds; anything else is left to fail."""
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if not m:
+            raise ValueError(f"{value!r} is not a duration (like 90s, 15m, 2h or 1d)")
+        return float(m.group(1)) * _UNIT_S[(m.group(2) or "s").lower()]
+    return value
+
+
+# A duration in seconds, written as a number or `90s`, `15m`, `2h`, `1d`.
+Seconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+
+_CLOCK_RANGE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?-(\d{1,2}):(\d{2})(?::(\d{2}))?$")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_clock_range(text: str) -> tuple[int, int]:
+    """`"22:00-07:00"` -> (start, end) in seconds after midnight; the end may be `24:00`."""
+    m = _CLOCK_RANGE.match(text.replace(" ", ""))
+    if not m:
+        raise ValueError(f"{text!r} is not a time range like 22:00-07:00")
+    h1, m1, s1, h2, m2, s2 = (int(g or 0) for g in m.groups())
+    start, end = h1 * 3600 + m1 * 60 + s1, h2 * 3600 + m2 * 60 + s2
+    if h1 > 23 or m1 > 59 or s1 > 59 or h2 > 24 or m2 > 59 or s2 > 59 or end > 86_400:
+        raise ValueError(f"{text!r}: hours run 00-23 (24:00 as an end), minutes 00-59")
+    if start == end:
+        raise ValueError(f"{text!r} is empty: start and end are the same")
+    return start, end
+
+
+class Webhook(Model):
+    """An outbound webhook: every matching incident event is POSTed here, signed with `secret`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+", max_length=2_000)]
+    secret: Annotated[str, StringConstraints(min_length=16, max_length=500)]
+
+
+class QuietHours(Model):
+    """Times when a subscription is not disturbed; what is held back is told when they end."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timezone: str = "UTC"
+    ranges: list[str] = Field(min_length=1, max_length=20)  # "22:00-07:00" (may cross midnight)
+    days: list[str] = Field(default_factory=lambda: list(WEEKDAYS))  # the day a range starts
+    urgent_bypass: bool = False  # red alerts go through anyway
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, tz: str) -> str:
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {tz!r} (use an IANA name like Europe/Paris)"
+            ) from None
+        return tz
+
+    @field_validator("ranges")
+    @classmethod
+    def _ranges(cls, ranges: list[str]) -> list[str]:
+        for r in ranges:
+            parse_clock_range(r)
+        return ranges
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, days: list[str]) -> list[str]:
+        days = [d.strip().lower()[:3] for d in days]
+        unknown = [d for d in days if d not in WEEKDAYS]
+        if unknown:
+            raise ValueError(f"unknown day(s) {unknown}: use {', '.join(WEEKDAYS)}")
+        return days
+
+
+class RateLimit(Model):
+    """At most `count` messages per `window`; the overflow is sent as one digest at its end."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    count: int = Field(ge=1, le=100_000)
+    window: Seconds
+
+
+class Templates(Model):
+    """Jinja2 templates for a message's title and body (see the README for their variables)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, max_length=2_000)
+    body: str | None = Field(default=None, max_length=20_000)
+
+
+MessageFormat = Literal["text", "markdown", "html"]
+
+
+class SubscriptionFields(Model):
+    """What a user declares about a subscription (shared/subscriptions.py validates it)."""
+
     name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
-    urls: list[str] = Field(default_factory=list)
+    urls: list[str] = Field(default_factory=list)  # apprise URLs, or…
+    webhook: Webhook | None = None  # …one signed JSON webhook
     min_severity: Severity = Severity.ASSESSING
+    topics: list[str] = Field(default_factory=list)  # empty: every topic
+    sources: list[str] = Field(default_factory=list)  # empty: every source
     send_resolved: bool = True
+    quiet_hours: QuietHours | None = None
+    repeat_interval: Seconds | None = None  # re-notify an unacknowledged red alert this often
+    rate_limit: RateLimit | None = None
+    format: MessageFormat = "text"
+    templates: Templates | None = None
+
+
+class Subscription(SubscriptionFields):
+    id: str = Field(default_factory=new_id)
     origin: Literal["api", "file"] = "api"
     created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime | None = None
 
 
 class DeliveryOutcome(StrEnum):
     SENT = "sent"
-    FAILED = "failed"
-    DEADLETTERED = "deadlettered"
+    FAILED = "failed"  # this attempt failed; another follows
+    DEADLETTERED = "deadlettered"  # the last attempt failed, or the URL's circuit is open
+    DIGESTED = "digested"  # over the rate limit: goes out in the window's digest
 
 
 class Delivery(Model):
@@ -203,6 +330,7 @@ class Delivery(Model):
     title: str
     notify_type: str
     error: str | None = None
+    kind: str | None = None  # firing, changed, all_clear, resolved, repeat, digest, event, replay
     at: datetime = Field(default_factory=utcnow)
 
 

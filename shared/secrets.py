@@ -1,6 +1,7 @@
 """Keeping apprise URLs' tokens and passwords out of every answer, log line and record."""
 
 import re
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import apprise
@@ -24,19 +25,30 @@ def is_valid_url(url: str) -> bool:
     return apprise.Apprise.instantiate(url) is not None
 
 
+@lru_cache(maxsize=4096)  # called for every delivery record: apprise's URL parsing is not free
 def mask_url(url: str) -> str:
     """A URL safe to show: password, tokens, secret params and custom headers masked."""
     targets.register()
     plugin = apprise.Apprise.instantiate(url)
-    shown = plugin.url(privacy=True) if plugin is not None else _mask_generic(url)
-    return _mask_params(shown, drop_defaults=plugin is not None)
+    if plugin is None:
+        return _mask_params(_mask_generic(url), drop_defaults=False)
+    return mask_plugin(plugin)
+
+
+def mask_plugin(plugin: "apprise.plugins.NotifyBase") -> str:
+    """mask_url for an apprise plugin already loaded from the URL."""
+    return _mask_params(plugin.url(privacy=True), drop_defaults=True)
 
 
 def _mask_generic(url: str) -> str:
     # apprise could not read it: keep only scheme and host, which carry no secret.
     parts = urlsplit(url)
     host = parts.hostname or ""
-    return f"{parts.scheme}://{host}/{MASK}" if parts.scheme else MASK
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}/{MASK}" if parts.scheme else MASK
 
 
 def _mask_params(url: str, *, drop_defaults: bool) -> str:

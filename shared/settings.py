@@ -120,7 +120,18 @@ class Settings(BaseSettings):
         default=3, ge=1, description="Attempts per URL before dead-lettering."
     )
     send_backoff_s: float = Field(default=0.5, ge=0, description="First retry delay; doubles.")
-    send_concurrency: int = Field(default=64, ge=1)
+    send_concurrency: int = Field(
+        default=64, ge=1, description="Sends in flight at once (also apprise's thread pool size)."
+    )
+    circuit_failures: int = Field(
+        default=5, ge=1, description="Failed deliveries in a row that open a URL's circuit."
+    )
+    circuit_open_s: float = Field(
+        default=300.0, gt=0, description="How long an open circuit skips its URL."
+    )
+    schedule_poll_s: float = Field(
+        default=1.0, gt=0, description="How often notify looks for due rechecks, repeats, digests."
+    )
 
     # Polling sources (ingest).
     poll_tick_s: float = Field(

@@ -1,23 +1,47 @@
-"""Where subscriptions live (a Redis hash), how they are shown (masked), and the YAML file."""
+"""Subscriptions: what a user may declare (validated), where they live (a Redis hash), how they
+are shown (masked), and the YAML file applied to match."""
 
 import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from redis.asyncio import Redis
 
+from shared import templates
 from shared.keys import Keys
-from shared.models import Subscription
-from shared.secrets import is_valid_url, mask_url
-from shared.severity import Severity
-from shared.yamlfile import load_file
+from shared.models import Subscription, SubscriptionFields, utcnow
+from shared.secrets import MASK, is_valid_url, mask_url
+from shared.yamlfile import ConfigError, load_file
 
 
 def public(sub: Subscription) -> dict[str, Any]:
-    """A subscription as every API answer and log line shows it: URLs masked."""
+    """A subscription as every API answer and log line shows it: URLs and secrets masked."""
     data = sub.model_dump(mode="json")
     data["urls"] = [mask_url(u) for u in sub.urls]
+    if sub.webhook is not None:
+        data["webhook"] = {"url": mask_url(sub.webhook.url), "secret": MASK}
+    return data
+
+
+def keep_masked_secrets(data: dict[str, Any], old: Subscription) -> dict[str, Any]:
+    """An update that sends back what GET showed (masked URLs, `****` secret) keeps the originals.
+
+    So a client can GET a subscription, change one field and PUT it back without ever knowing
+    its tokens.
+    """
+    data = dict(data)
+    shown = {mask_url(u): u for u in old.urls}
+    if isinstance(data.get("urls"), list):
+        data["urls"] = [shown.get(u, u) if isinstance(u, str) else u for u in data["urls"]]
+    hook = data.get("webhook")
+    if isinstance(hook, dict) and old.webhook is not None:
+        hook = dict(hook)
+        if hook.get("secret") == MASK:
+            hook["secret"] = old.webhook.secret
+        if hook.get("url") == mask_url(old.webhook.url):
+            hook["url"] = old.webhook.url
+        data["webhook"] = hook
     return data
 
 
@@ -25,15 +49,16 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60] or "subscription"
 
 
-class SubscriptionSpec(BaseModel):
+# Fields that make sense only for messages people read, not for a machine's webhook.
+_MESSAGE_ONLY = ("quiet_hours", "repeat_interval", "rate_limit", "format", "templates")
+
+
+class SubscriptionSpec(SubscriptionFields):
     """What a user declares: the API body and each entry of the subscriptions file."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    urls: list[str] = Field(min_length=1, max_length=100)
-    min_severity: Severity = Severity.ASSESSING
-    send_resolved: bool = True
+    urls: list[str] = Field(default_factory=list, max_length=100)
 
     @field_validator("urls")
     @classmethod
@@ -44,6 +69,34 @@ class SubscriptionSpec(BaseModel):
                 raise ValueError(f"urls[{i}] ({mask_url(url)}) is not a URL apprise can send to")
         return urls
 
+    @field_validator("topics", "sources")
+    @classmethod
+    def _names(cls, names: list[str]) -> list[str]:
+        return list(dict.fromkeys(n.strip().lower() for n in names if n.strip()))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SubscriptionSpec":
+        if bool(self.urls) == (self.webhook is not None):
+            raise ValueError("give either `urls` (apprise) or `webhook`, not both or neither")
+        if self.webhook is not None:
+            # As GET shows them (format "text", the rest null) they may be sent back.
+            given = [f for f in _MESSAGE_ONLY if getattr(self, f) not in (None, "text")]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)}: only for `urls` subscriptions; a webhook receives "
+                    "every matching event as JSON"
+                )
+        if self.templates is not None:
+            for part in ("title", "body"):
+                source = getattr(self.templates, part)
+                if source is not None and (error := templates.check(source, html=self.html)):
+                    raise ValueError(f"templates.{part}: {error}")
+        return self
+
+    @property
+    def html(self) -> bool:
+        return self.format == "html"
+
     def to_subscription(self, **extra: Any) -> Subscription:
         return Subscription(**self.model_dump(), **extra)
 
@@ -53,10 +106,22 @@ class SubscriptionsFile(BaseModel):
     subscriptions: list[SubscriptionSpec] = Field(default_factory=list)
 
 
+def file_subscriptions(specs: list[SubscriptionSpec]) -> list[Subscription]:
+    """Declared subscriptions; their ids come from their names, so re-applying updates them."""
+    subs = [s.to_subscription(id=f"file-{slug(s.name)}", origin="file") for s in specs]
+    ids = [s.id for s in subs]
+    alike = sorted({s.name for s in subs if ids.count(s.id) > 1})
+    if alike:
+        raise ValueError(f"names must differ (more than letters and spaces): {alike}")
+    return subs
+
+
 def load_subscriptions_file(path: Path) -> list[Subscription]:
-    """Subscriptions declared in YAML; their ids come from their names, so re-applying updates."""
     specs = load_file(SubscriptionsFile, path).subscriptions
-    return [s.to_subscription(id=f"file-{slug(s.name)}", origin="file") for s in specs]
+    try:
+        return file_subscriptions(specs)
+    except ValueError as e:
+        raise ConfigError([(str(path), None, f"subscriptions: {e}")]) from None
 
 
 class SubscriptionStore:
@@ -91,6 +156,7 @@ class SubscriptionStore:
 
     async def apply(self, declared: list[Subscription]) -> dict[str, list[str]]:
         """Make the file-origin subscriptions exactly the declared ones."""
+        now = utcnow()
         current = {s.id: s for s in await self.all() if s.origin == "file"}
         wanted = {s.id: s for s in declared}
         report: dict[str, list[str]] = {"created": [], "updated": [], "removed": []}
@@ -98,9 +164,10 @@ class SubscriptionStore:
             for sub_id, sub in wanted.items():
                 old = current.get(sub_id)
                 if old is not None:
-                    sub = sub.model_copy(update={"created_at": old.created_at})
-                    if old == sub:
+                    kept = {"created_at": old.created_at, "updated_at": old.updated_at}
+                    if old == sub.model_copy(update=kept):
                         continue
+                    sub = sub.model_copy(update={"created_at": old.created_at, "updated_at": now})
                 report["updated" if old else "created"].append(sub.name)
                 pipe.hset(self.keys.subscriptions, sub_id, sub.model_dump_json())
             for sub_id, old in current.items():

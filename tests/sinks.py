@@ -7,9 +7,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # fan-out tests connect hundreds at once; the default backlog is 5
+
+
 def serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
     """A real HTTP server on a free local port, answering from a background thread."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = _Server(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
@@ -102,3 +106,59 @@ class HttpSink:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class SmtpSink:
+    """An SMTP server (aiosmtpd, in its own thread) keeping every message it accepts.
+
+    With `login` and `password`, it advertises AUTH (without TLS, as a local test server may)
+    and accepts only those credentials; `mail_url` is the apprise `mailto://` URL for it.
+    """
+
+    def __init__(self, *, login: str | None = None, password: str | None = None) -> None:
+        self.login, self.password = login, password
+        self.messages: list[Any] = []  # email.message.EmailMessage
+        self.port = 0
+        self._controller: Any = None
+
+    @property
+    def mail_url(self) -> str:
+        auth = f"{self.login}:{self.password}@" if self.login else ""
+        return (
+            f"mailto://{auth}127.0.0.1:{self.port}"
+            "?from=redalert@example.org&to=ops@example.org&mode=insecure"
+        )
+
+    def start(self) -> "SmtpSink":
+        import email
+        import email.policy
+
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult
+
+        from shared.embedded import free_port
+
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                sink.messages.append(
+                    email.message_from_bytes(envelope.content, policy=email.policy.default)
+                )
+                return "250 OK"
+
+        def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, auth: Any):
+            ok = auth.login.decode() == self.login and auth.password.decode() == self.password
+            return AuthResult(success=ok)
+
+        options: dict[str, Any] = {}
+        if self.login:
+            options = {"authenticator": authenticate, "auth_require_tls": False}
+        self.port = free_port()
+        self._controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, **options)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()

@@ -5,10 +5,30 @@ import sys
 
 import httpx
 
-from services.cli import incidents, replay, rules, serve, sources, status
+from services.cli import (
+    deadletter,
+    incidents,
+    replay,
+    rules,
+    serve,
+    silences,
+    sources,
+    status,
+    subscriptions,
+)
 from services.cli.common import fail
 
-COMMANDS = [serve, replay, status, incidents, sources, rules]
+COMMANDS = [
+    serve,
+    replay,
+    status,
+    incidents,
+    subscriptions,
+    silences,
+    deadletter,
+    sources,
+    rules,
+]
 
 
 def parser() -> argparse.ArgumentParser:

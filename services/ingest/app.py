@@ -10,11 +10,14 @@ from redis.asyncio import Redis
 from services.ingest import errors
 from services.ingest.context import Context
 from services.ingest.routes import (
+    deadletter,
     health,
     incidents,
     links,
+    metrics,
     posts,
     rules,
+    silences,
     sources,
     subscriptions,
     webhooks,
@@ -65,7 +68,8 @@ def create_app(settings: Settings, redis: Redis | None = None) -> FastAPI:
     )
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
-    routers = (posts, sources, subscriptions, incidents, links, webhooks, rules, health)
+    routers = (posts, sources, subscriptions, silences, incidents, links, webhooks, rules)
+    routers += (deadletter, health, metrics)
     for module in routers:
         app.include_router(module.router)
     return app

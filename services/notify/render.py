@@ -1,10 +1,26 @@
-"""What a notification says: title, body and apprise type, from an incident event. Pure."""
+"""What a notification says: title, body and apprise type, from an incident event. Pure.
 
-from pydantic import BaseModel
+Messages are Jinja2 templates: the defaults below (one body per format — text, markdown, html),
+or a subscription's own `templates`. Every message about an open incident carries signed,
+expiring links to acknowledge and resolve it (shared/links.py).
+"""
+
+import logging
+from datetime import datetime
+
+from pydantic import BaseModel, Field
 
 from services.notify.firing import NoticeKind
-from shared.models import IncidentEvent, Subscription
+from shared import templates
+from shared.links import action_link
+from shared.models import Incident, IncidentEvent, IncidentStatus, Subscription, utcnow
+from shared.settings import Settings
 from shared.severity import Severity
+
+log = logging.getLogger("redalert.notify")
+
+# apprise notify types, from least to most urgent: a digest takes its most urgent message's.
+URGENCY = ("info", "success", "warning", "failure")
 
 
 class Notification(BaseModel):
@@ -14,7 +30,73 @@ class Notification(BaseModel):
     kind: NoticeKind
     title: str
     body: str
-    notify_type: str  # apprise: failure, warning, success
+    notify_type: str  # apprise: failure, warning, success, info
+    format: str = "text"  # text, markdown, html; json for webhooks
+    at: datetime = Field(default_factory=utcnow)
+    related: list[str] = Field(default_factory=list)  # a digest's incidents
+
+
+DEFAULT_TITLE = "[{{ tag }}] {% if kind == 'repeat' %}(reminder) {% endif %}{{ incident.title }}"
+
+DEFAULT_BODY = {
+    "text": """\
+Severity: {{ severity }} · status: {{ incident.status }} · {{ incident.post_count }} post(s)
+What changed: {{ event.reason }}
+{% if note %}
+{{ note }}
+{% endif %}
+{% if post %}
+
+{{ post.author }}: {{ post.text }}
+{% if post.url %}
+{{ post.url }}
+{% endif %}
+{% endif %}
+
+Incident: {{ links.incident }}
+{% if links.ack %}
+Acknowledge: {{ links.ack }}
+{% endif %}
+{% if links.resolve %}
+Resolve: {{ links.resolve }}
+{% endif %}
+""",
+    "markdown": """\
+**Severity:** {{ severity }} · **status:** {{ incident.status }} · {{ incident.post_count }} post(s)
+
+**What changed:** {{ event.reason }}
+{% if note %}
+
+_{{ note }}_
+{% endif %}
+{% if post %}
+
+> **{{ post.author }}:** {{ post.text }}
+{% if post.url %}
+> {{ post.url }}
+{% endif %}
+{% endif %}
+
+[Incident]({{ links.incident }})
+{%- if links.ack %} · [Acknowledge]({{ links.ack }}){% endif %}
+{%- if links.resolve %} · [Resolve]({{ links.resolve }}){% endif %}
+""",
+    "html": """\
+<p><b>Severity:</b> {{ severity }} · <b>status:</b> {{ incident.status }} ·
+{{ incident.post_count }} post(s)<br>
+<b>What changed:</b> {{ event.reason }}</p>
+{% if note %}
+<p><i>{{ note }}</i></p>
+{% endif %}
+{% if post %}
+<blockquote><b>{{ post.author }}:</b> {{ post.text }}
+{% if post.url %}<br><a href="{{ post.url }}">{{ post.url }}</a>{% endif %}</blockquote>
+{% endif %}
+<p><a href="{{ links.incident }}">Incident</a>
+{%- if links.ack %} · <a href="{{ links.ack }}">Acknowledge</a>{% endif %}
+{%- if links.resolve %} · <a href="{{ links.resolve }}">Resolve</a>{% endif %}</p>
+""",
+}
 
 
 def tag(kind: NoticeKind, severity: Severity) -> tuple[str, str]:
@@ -26,28 +108,127 @@ def tag(kind: NoticeKind, severity: Severity) -> tuple[str, str]:
     return severity.label.upper(), severity.apprise_type
 
 
+Links = dict[str, str | None]  # incident, ack, resolve
+
+
+def incident_url(public_url: str, incident_id: str) -> str:
+    return f"{public_url.rstrip('/')}/v1/incidents/{incident_id}"
+
+
+def actions(settings: Settings, secret: bytes, incident: Incident) -> Links:
+    """Signed, expiring ack and resolve links, while those actions make sense."""
+    return {
+        "ack": action_link(settings, secret, incident.id, "ack")
+        if incident.status is IncidentStatus.OPEN
+        else None,
+        "resolve": action_link(settings, secret, incident.id, "resolve")
+        if incident.is_open
+        else None,
+    }
+
+
+def links(public_url: str, incident: Incident, signed: Links | None = None) -> Links:
+    """The incident's page, and the signed action links when given."""
+    return {"incident": incident_url(public_url, incident.id), "ack": None, "resolve": None} | (
+        signed or {}
+    )
+
+
 def render(
-    event: IncidentEvent, sub: Subscription, kind: NoticeKind, public_url: str
+    event: IncidentEvent,
+    sub: Subscription,
+    kind: NoticeKind,
+    public_url: str,
+    *,
+    signed: Links | None = None,
+    note: str | None = None,
+    event_id: str | None = None,
 ) -> Notification:
+    """The message for one subscription; `signed` adds the ack/resolve links (see `actions`)."""
     incident = event.incident
     label, notify_type = tag(kind, incident.severity)
-    lines = [
-        f"Severity: {incident.severity.label} · status: {incident.status.value} · "
-        f"{incident.post_count} post(s)",
-        f"What changed: {event.reason}",
-    ]
-    if event.post is not None:
-        who = event.post.author or event.post.source
-        lines += ["", f"{who}: {event.post.text}"]
-        if event.post.url:
-            lines.append(event.post.url)
-    lines += ["", f"Incident: {public_url.rstrip('/')}/v1/incidents/{incident.id}"]
+    variables = templates.context(
+        event,
+        kind=kind.value,
+        tag=label,
+        links=links(public_url, incident, signed),
+        subscription=sub.name,
+    )
+    variables["note"] = note
+    own = sub.templates
+    html = sub.format == "html"
+    title = _render_or_default(own.title if own else None, DEFAULT_TITLE, variables, False, sub)
+    body = _render_or_default(
+        own.body if own else None, DEFAULT_BODY[sub.format], variables, html, sub
+    )
     return Notification(
-        event_id=event.id,
+        event_id=event_id or event.id,
         incident_id=incident.id,
         subscription_id=sub.id,
         kind=kind,
-        title=f"[{label}] {incident.title}",
-        body="\n".join(lines),
+        title=title,
+        body=body,
         notify_type=notify_type,
+        format=sub.format,
     )
+
+
+def _render_or_default(
+    own: str | None, default: str, variables: dict, html: bool, sub: Subscription
+) -> str:
+    if own is not None:
+        try:
+            return templates.render(own, variables, html=html)
+        except templates.TemplateError as e:
+            # A broken template must not cost an alert: say so in the log, send the default.
+            log.warning("subscription %s: template failed (%s); sent the default", sub.name, e)
+    return templates.render(default, variables, html=html)
+
+
+def render_digest(
+    sub: Subscription, items: list[Notification], window_end: datetime, digest_id: str
+) -> Notification:
+    """One message for a rate-limit window's overflow: each held message's title, in order."""
+    n = len(items)
+    most_urgent = max((i.notify_type for i in items), key=_urgency, default="info")
+    limit = sub.rate_limit
+    per = f"{limit.count} per {_duration(limit.window)}" if limit else "the rate limit"
+    lines = [f"{n} more notification(s) held back by the rate limit ({per}):", ""]
+    for item in items:
+        lines.append(f"- {item.at:%H:%M:%S} UTC  {item.title}")
+    incidents = list(dict.fromkeys(i.incident_id for i in items if i.incident_id))
+    return Notification(
+        event_id=digest_id,
+        incident_id=incidents[0] if len(incidents) == 1 else "",
+        related=incidents,
+        subscription_id=sub.id,
+        kind=NoticeKind.DIGEST,
+        title=f"[DIGEST] {n} more notification(s) until {window_end:%H:%M:%S} UTC",
+        body="\n".join(lines),
+        notify_type=most_urgent,
+        format="text",
+    )
+
+
+def render_test(sub: Subscription) -> Notification:
+    return Notification(
+        event_id="test",
+        incident_id="",
+        subscription_id=sub.id,
+        kind=NoticeKind.TEST,
+        title=f"[TEST] redalert test message for {sub.name}",
+        body="If you can read this, redalert can reach this target.",
+        notify_type="info",
+        format="text",
+    )
+
+
+def _urgency(notify_type: str) -> int:
+    return URGENCY.index(notify_type) if notify_type in URGENCY else 0
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"

@@ -1,74 +1,182 @@
-"""Sending through apprise: one URL at a time, so each URL succeeds, fails and retries on its own.
+"""Sending: each URL of a subscription on its own, so each succeeds, fails and retries alone.
 
-apprise's per-service throttle (5.5 s between messages for email, ntfy, …) is switched off on
-every plugin: redalert owns rate limiting, and fan-out must not crawl. Errors are reported with
-URLs masked and known secrets redacted.
+- apprise's per-service throttle (5.5 s between messages for email, ntfy, …) is switched off on
+  every plugin: redalert owns rate limiting, and fan-out must not crawl;
+- apprise runs blocking sends on its own thread pools, sized min(32, cpus + 4) by default — six
+  threads here — so they are widened to `send_concurrency`: the event loop never blocks, and
+  fan-out to a thousand subscriptions is not six sends at a time;
+- a failed URL is retried alone, with exponential backoff and jitter, up to `send_attempts`;
+  every attempt is reported (the caller records each one);
+- a URL whose circuit is open is not tried (the caller passes it in `skip`);
+- webhook subscriptions are POSTed with httpx, signed (services/notify/webhook.py).
+
+Errors are reported with URLs masked and known secrets redacted.
 """
 
 import asyncio
 import logging
 import random
 import time
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
 
 import apprise
+import httpx
 
+from services.notify import webhook
 from services.notify.render import Notification
 from shared import targets
-from shared.secrets import mask_url, redact, url_secrets
+from shared.models import Subscription, utcnow
+from shared.secrets import mask_plugin, mask_url, redact, url_secrets
 from shared.settings import Settings
 
 log = logging.getLogger("redalert.notify")
 
+PLUGIN_CACHE = 4096
+
+
+@dataclass
+class Attempt:
+    number: int
+    ok: bool
+    latency_ms: float
+    error: str | None = None
+
 
 @dataclass
 class UrlResult:
-    index: int  # position of the URL in the subscription's list
+    index: int  # position of the URL in the subscription's list (0 for a webhook)
     url: str  # masked
-    ok: bool
-    attempts: int
-    latency_ms: float
-    error: str | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    skipped: str | None = None  # not tried, and why (its circuit is open)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.attempts) and self.attempts[-1].ok
+
+    @property
+    def error(self) -> str | None:
+        if self.skipped:
+            return self.skipped
+        return None if self.ok or not self.attempts else self.attempts[-1].error
+
+
+def target_urls(sub: Subscription) -> list[str]:
+    """A subscription's targets, by index: its apprise URLs, or its webhook's URL."""
+    return [sub.webhook.url] if sub.webhook is not None else list(sub.urls)
+
+
+def widen_apprise_pools(workers: int) -> None:
+    """Give apprise's shared executors `workers` threads (they are module globals, private API).
+
+    tests/test_send.py checks that this still takes effect, so an apprise upgrade that moves
+    them fails a test instead of quietly capping fan-out at six sends in flight.
+    """
+    core = apprise.apprise
+    for name, lock in (
+        ("_shared_executor", "_shared_executor_lock"),
+        ("_coordinator_executor", "_coordinator_executor_lock"),
+    ):
+        if not hasattr(core, name) or not hasattr(core, lock):
+            log.warning("apprise has no %s: its thread pool keeps its default size", name)
+            continue
+        with getattr(core, lock):
+            current = getattr(core, name)
+            if current is None or current._max_workers < workers:
+                pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apprise")
+                setattr(core, name, pool)
+                if current is not None:
+                    current.shutdown(wait=False)
 
 
 class Sender:
     def __init__(self, settings: Settings) -> None:
         targets.register()
+        widen_apprise_pools(settings.send_concurrency)
         self.settings = settings
         self._slots = asyncio.Semaphore(settings.send_concurrency)
+        # URL -> its apprise plugin (None: apprise cannot load it) and how it is shown, masked.
+        self._plugins: OrderedDict[str, tuple[apprise.plugins.NotifyBase | None, str]] = (
+            OrderedDict()
+        )
+        self._http: httpx.AsyncClient | None = None
 
-    async def send(
-        self, urls: list[str], n: Notification, indices: list[int] | None = None
+    async def deliver(
+        self,
+        sub: Subscription,
+        n: Notification,
+        *,
+        indices: list[int] | None = None,
+        skip: dict[int, str] | None = None,
+        attempts: int | None = None,
     ) -> list[UrlResult]:
-        """Send to each URL (or only those at `indices`), retrying each failed URL alone."""
-        wanted = range(len(urls)) if indices is None else indices
-        return list(await asyncio.gather(*(self._send_with_retry(urls[i], i, n) for i in wanted)))
+        """Send to each target (or only those at `indices`), retrying each failed one alone."""
+        urls = target_urls(sub)
+        wanted = [i for i in (range(len(urls)) if indices is None else indices) if i < len(urls)]
+        skip = skip or {}
+        tries = attempts or self.settings.send_attempts
 
-    async def _send_with_retry(self, url: str, index: int, n: Notification) -> UrlResult:
-        attempts = self.settings.send_attempts
-        started = time.perf_counter()
-        error = None
-        for attempt in range(1, attempts + 1):
-            error = await self._send_once(url, n)
+        async def one(i: int) -> UrlResult:
+            shown = mask_url(urls[i]) if sub.webhook is not None else self._plugin(urls[i])[1]
+            result = UrlResult(i, shown)
+            if i in skip:
+                result.skipped = skip[i]
+                return result
+            send: Callable[[], Awaitable[str | None]] = (
+                partial(self._post, urls[i], sub.webhook.secret, n)
+                if sub.webhook is not None
+                else partial(self._notify, urls[i], n)
+            )
+            result.attempts = await self._with_retry(send, tries)
+            return result
+
+        return list(await asyncio.gather(*(one(i) for i in wanted)))
+
+    async def _with_retry(
+        self, send: Callable[[], Awaitable[str | None]], tries: int
+    ) -> list[Attempt]:
+        attempts: list[Attempt] = []
+        for number in range(1, tries + 1):
+            started = time.perf_counter()
+            error = await send()
+            attempts.append(Attempt(number, error is None, _ms(started), error))
             if error is None:
-                return UrlResult(index, mask_url(url), True, attempt, _ms(started))
-            if attempt < attempts:
-                delay = self.settings.send_backoff_s * 2 ** (attempt - 1)
+                break
+            if number < tries:
+                delay = self.settings.send_backoff_s * 2 ** (number - 1)
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # jitter: no thundering herd
-        return UrlResult(index, mask_url(url), False, attempts, _ms(started), error)
+        return attempts
 
-    async def _send_once(self, url: str, n: Notification) -> str | None:
-        """None on success, else the error (masked)."""
-        plugin = apprise.Apprise.instantiate(url)
+    def _plugin(self, url: str) -> "tuple[apprise.plugins.NotifyBase | None, str]":
+        # Parsing an apprise URL costs ~0.3 ms: at a thousand subscriptions, keep the plugins.
+        found = self._plugins.get(url)
+        if found is None:
+            plugin = apprise.Apprise.instantiate(url)
+            if plugin is not None:
+                plugin.request_rate_per_sec = 0  # redalert owns rate limits (module docstring)
+            found = self._plugins[url] = (plugin, mask_plugin(plugin) if plugin else mask_url(url))
+            if len(self._plugins) > PLUGIN_CACHE:
+                self._plugins.popitem(last=False)
+        else:
+            self._plugins.move_to_end(url)
+        return found
+
+    async def _notify(self, url: str, n: Notification) -> str | None:
+        """One apprise send: None on success, else the error (masked)."""
+        plugin, _shown = self._plugin(url)
         if plugin is None:
             return "apprise cannot load this URL"
-        plugin.request_rate_per_sec = 0  # type: ignore[attr-defined]
         ap = apprise.Apprise()
         ap.add(plugin)
         async with self._slots:
             try:
                 result = await asyncio.wait_for(
-                    ap.async_notify(body=n.body, title=n.title, notify_type=n.notify_type),
+                    ap.async_notify(
+                        body=n.body, title=n.title, notify_type=n.notify_type, body_format=n.format
+                    ),
                     timeout=self.settings.send_timeout_s,
                 )
             except TimeoutError:
@@ -78,6 +186,27 @@ class Sender:
         if result:
             return None
         return redact(_errors(result) or f"apprise status {result.status.name}", url_secrets(url))
+
+    async def _post(self, url: str, secret: str, n: Notification) -> str | None:
+        """One webhook POST: None on a 2xx answer, else the error (masked)."""
+        raw, headers = webhook.request(n, secret, utcnow())
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self.settings.send_timeout_s)
+        async with self._slots:
+            try:
+                r = await self._http.post(url, content=raw, headers=headers)
+            except httpx.TimeoutException:
+                return f"timed out after {self.settings.send_timeout_s:g}s"
+            except httpx.HTTPError as e:
+                return redact(f"{type(e).__name__}: {e}", [*url_secrets(url), secret])
+        if r.is_success:
+            return None
+        return f"HTTP {r.status_code} {r.reason_phrase}".strip()
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
 
 
 def _errors(result: "apprise.AppriseResult") -> str:

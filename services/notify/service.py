@@ -1,35 +1,72 @@
 """notify: incident events -> the subscribers who should hear about them.
 
-Per batch of events:
-1. decide — for each (event, subscription): what was this subscription last told about this
-   incident, and does this event change that (firing.decide)? A notification owed is recorded
-   *before* sending, together with the new firing state, in one compare-and-apply; so two
-   replicas never both decide to send, and a crash after deciding does not lose the message.
-2. send — every owed notification, concurrently, each URL retried on its own (send.Sender).
-3. record — each attempt in `deliveries` and the incident's delivery list; a URL that failed every
-   attempt goes to `deadletter`; the notification is marked done and the event acked.
-A redelivered event finds its notifications marked done and sends nothing twice.
+The chain for every (event, subscription) pair — services/notify/pipeline.py has the steps:
+
+    match → mute (silences, quiet hours) → dedup → rate limit → render → commit → send → record
+
+1. decide (match … render, pure): read what each subscriber was told, the rate counters and the
+   silences; run the steps; then **commit** each subscription's decisions in one compare-and-apply
+   guarded by what was read: the new firing state, the owed notification (status "pending"),
+   the rate counter, the digest entry, the rechecks and reminders to schedule. Two replicas
+   never both decide to send, and a crash after deciding does not lose the message: every owed
+   notification is also a due item (shared/due.py) that comes due only if its sender dies.
+2. send: every owed notification, concurrently; each URL retried on its own; open circuits
+   skipped (services/notify/send.py, circuit.py).
+3. record: each attempt in `deliveries` and the incident's delivery list; a URL that failed every
+   attempt goes to `deadletter`; the notification is marked done, and — in the same transaction —
+   the event acked or the due item released.
+
+A redelivered event finds its notifications already decided and sends nothing twice. Timed work
+(a mute ending, a reminder, a rate-limit window's digest, an abandoned notification) runs from
+the same chain in `run_due`, on whichever replica claims it first.
 """
 
 import asyncio
-import json
+import contextlib
+import hashlib
 import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from services.notify.firing import FiringState, decide
-from services.notify.render import Notification, render
-from services.notify.send import Sender, UrlResult
+from services.notify import records
+from services.notify.circuit import Circuit, CircuitStore
+from services.notify.firing import FiringState
+from services.notify.pipeline import (
+    DIGEST_GRACE,
+    Candidate,
+    Env,
+    RateWindow,
+    Trigger,
+    next_repeat,
+    run,
+    window_end,
+)
+from services.notify.render import Notification, actions, render_digest
+from services.notify.send import Sender, UrlResult, target_urls
 from shared import keys
 from shared.atomic import CompareAndApply, Guarded
 from shared.codec import DecodeError, decode
 from shared.consumer import Batch, Entry, StreamConsumer
-from shared.models import DeadLetter, Delivery, DeliveryOutcome, IncidentEvent, Subscription
+from shared.due import DueItem, DueKind, DueSet, score
+from shared.links import link_secret
+from shared.models import (
+    Delivery,
+    DeliveryOutcome,
+    Incident,
+    IncidentEvent,
+    Subscription,
+    utcnow,
+)
 from shared.settings import Settings
+from shared.silences import SilenceStore
 from shared.subscriptions import SubscriptionStore
 
 log = logging.getLogger("redalert.notify")
@@ -37,8 +74,9 @@ log = logging.getLogger("redalert.notify")
 FIRING_TTL_S = 30 * 86_400
 NOTIFICATION_TTL_S = 7 * 86_400
 MAX_CONFLICT_RETRIES = 8
+DUE_BATCH = 500
 
-Results = dict[tuple[str, str], list[UrlResult]]  # (event id, subscription id) -> per-URL results
+T = TypeVar("T")
 
 
 class Owed(BaseModel):
@@ -51,27 +89,45 @@ class Owed(BaseModel):
 
 
 @dataclass
-class _Work:
-    entry: Entry
+class Job:
+    """An event to run through the chain for some subscriptions: from the stream, or due."""
+
     event: IncidentEvent
-    owed: list[tuple[Subscription, Owed]] = field(default_factory=list)
-    blocked: str | None = None  # another consumer is sending this event's notification now
+    subs: list[Subscription]
+    trigger: Trigger = Trigger.EVENT
+    entry: Entry | None = None
+    blocked: str | None = None  # its decision kept conflicting: retry later
 
 
-class SubscriptionCache:
-    """Subscriptions in memory, reloaded when their version in Redis moves."""
+@dataclass
+class Decided:
+    """An owed notification, ready to send."""
 
-    def __init__(self, store: SubscriptionStore) -> None:
-        self.store = store
+    sub: Subscription
+    owed: Owed
+    results: list[UrlResult] = field(default_factory=list)
+
+    @property
+    def due_member(self) -> str:
+        return DueItem(DueKind.OWED, self.sub.id, self.owed.notification.event_id).member
+
+
+class Versioned(Generic[T]):
+    """A list kept in memory, reloaded when its version in Redis moves."""
+
+    def __init__(
+        self, version: Callable[[], Awaitable[int]], load: Callable[[], Awaitable[list[T]]]
+    ) -> None:
+        self._version_of, self._load = version, load
         self._version = -1
-        self._subs: list[Subscription] = []
+        self._items: list[T] = []
 
-    async def current(self) -> list[Subscription]:
-        version = await self.store.version()
+    async def current(self) -> list[T]:
+        version = await self._version_of()
         if version != self._version:
-            self._subs = await self.store.all()
+            self._items = await self._load()
             self._version = version
-        return self._subs
+        return self._items
 
 
 class NotifyService:
@@ -81,193 +137,433 @@ class NotifyService:
         self.redis = redis
         self.settings = settings
         self.k = keys.Keys(settings.namespace)
-        self.subs = SubscriptionCache(SubscriptionStore(redis, self.k))
+        subscriptions, silences = SubscriptionStore(redis, self.k), SilenceStore(redis, self.k)
+        self.subs = Versioned(subscriptions.version, subscriptions.all)
+        self.silences = Versioned(silences.version, silences.all)
         self.sender = sender or Sender(settings)
         self.cas = CompareAndApply(redis)
+        self.due = DueSet(redis, self.k)
+        self.circuits = CircuitStore(redis, self.k)
         self.consumers = [StreamConsumer(redis, settings, keys.INCIDENT_EVENTS, self.on_events)]
         # A decision older than this with no outcome is taken to be abandoned by a dead consumer.
         self.lease_s = settings.send_timeout_s * settings.send_attempts * 2 + 10
+        self._secret: bytes | None = None
+
+    def background(self) -> list[Callable[[asyncio.Event], Awaitable[None]]]:
+        return [self.run_due]
+
+    # --- the stream --------------------------------------------------------------------------
 
     async def on_events(self, batch: Batch) -> None:
-        work: list[_Work] = []
+        jobs: list[Job] = []
         for entry in batch.entries:
             try:
-                work.append(_Work(entry, decode(entry.fields, IncidentEvent)))
+                jobs.append(Job(decode(entry.fields, IncidentEvent), [], entry=entry))
             except DecodeError as e:
                 batch.deadletter(entry, f"undecodable incident event: {e}")
-        if not work:
+        if not jobs:
             return
         subs = await self.subs.current()
-        results: Results = {}
-        if subs:
-            await self._decide(work, subs)
-            results = await self._deliver(work)
-        for w in work:
-            if w.blocked:
-                batch.fail(w.entry, w.blocked)
-        done = [w for w in work if not w.blocked]
-        if done:
-            await self._finish(batch, done, results)
+        for job in jobs:
+            job.subs = subs
+        decided = await self.decide(jobs) if subs else []
+        for job in jobs:
+            if job.blocked and job.entry is not None:
+                batch.fail(job.entry, job.blocked)
+        done = [j.entry for j in jobs if not j.blocked and j.entry is not None]
+        await self.deliver(decided, ack=batch.xack(done) if done else None)
 
-    # --- 1. decide -------------------------------------------------------------------------------
+    # --- timed work --------------------------------------------------------------------------
 
-    async def _decide(self, work: list[_Work], subs: list[Subscription]) -> None:
-        pairs = [(w, s) for w in work for s in subs]
+    async def run_due(self, stop: asyncio.Event) -> None:
+        """Take due work (rechecks, reminders, digests, abandoned notifications) until stopped."""
+        try:
+            while not stop.is_set():
+                taken = 0
+                try:
+                    taken = await self.tick()
+                except Exception:
+                    log.exception("due work failed; it will be retried after its lease")
+                if taken < DUE_BATCH:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=self.settings.schedule_poll_s)
+        finally:
+            await self.sender.aclose()
+
+    async def tick(self) -> int:
+        now = utcnow()
+        items, lease = await self.due.claim(now, self.lease_s, DUE_BATCH)
+        if not items:
+            return 0
+        subs = {s.id: s for s in await self.subs.current()}
+        decided: list[Decided] = []
+        kept: list[DueItem] = []  # not finished: left to come due again after the lease
+
+        reconcile = [i for i in items if i.kind in (DueKind.RECHECK, DueKind.REPEAT)]
+        events = await self._current_events([i.ref for i in reconcile])
+        jobs: dict[DueItem, Job] = {}
+        for item in reconcile:
+            sub, event = subs.get(item.subscription_id), events.get(item.ref)
+            if sub is not None and event is not None:
+                trigger = Trigger.RECHECK if item.kind is DueKind.RECHECK else Trigger.REPEAT
+                jobs[item] = Job(event, [sub], trigger)
+        decided += await self.decide(list(jobs.values()))
+        kept += [item for item, job in jobs.items() if job.blocked]
+
+        digests = [i for i in items if i.kind is DueKind.DIGEST]
+        for item in digests:
+            sub = subs.get(item.subscription_id)
+            if sub is not None and sub.rate_limit is not None:
+                d, finished = await self._decide_digest(sub, int(item.ref), now)
+                decided += [d] if d else []
+                kept += [] if finished else [item]
+
+        owed = [i for i in items if i.kind is DueKind.OWED]
+        decided += await self._abandoned(owed, subs)
+
+        release = [i for i in items if i not in kept]
+        await self.deliver(decided, release=(release, lease))
+        return len(items)
+
+    async def _current_events(self, incident_ids: list[str]) -> dict[str, IncidentEvent]:
+        """Each incident as it is now, as an event (its last transition, its current snapshot)."""
+        ids = list(dict.fromkeys(incident_ids))
+        if not ids:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for i in ids:
+                pipe.get(self.k.incident(i))
+                pipe.lindex(self.k.incident_timeline(i), -1)
+            replies = await pipe.execute()
+        out = {}
+        for n, incident_id in enumerate(ids):
+            snapshot, last = replies[2 * n], replies[2 * n + 1]
+            if snapshot is None or last is None:
+                continue
+            event = IncidentEvent.model_validate_json(last)
+            incident = Incident.model_validate_json(snapshot)
+            out[incident_id] = event.model_copy(
+                update={"id": f"{incident.id}:{incident.version}", "incident": incident}
+            )
+        return out
+
+    async def _abandoned(
+        self, items: list[DueItem], subs: dict[str, Subscription]
+    ) -> list[Decided]:
+        """Notifications whose sender died before finishing them: send them now."""
+        if not items:
+            return []
+        found = await self.redis.mget(
+            [self.k.notification(i.ref, i.subscription_id) for i in items]
+        )
+        out = []
+        for item, raw in zip(items, found, strict=True):
+            sub = subs.get(item.subscription_id)
+            if raw is None or sub is None:
+                continue  # expired, or the subscription is gone
+            owed = Owed.model_validate_json(raw)
+            if owed.status == "pending":
+                log.warning(
+                    "sending %s to %s: decided by %s, which did not finish it",
+                    owed.notification.event_id,
+                    sub.name,
+                    owed.decided_by,
+                )
+                out.append(Decided(sub, owed))
+        return out
+
+    # --- 1. decide (match → mute → dedup → rate limit → render → commit) ---------------------
+
+    async def decide(self, jobs: list[Job]) -> list[Decided]:
+        if self._secret is None:
+            self._secret = await link_secret(self.redis, self.settings)
+        silences = await self.silences.current()
+        pairs = [(j, s) for j in jobs for s in j.subs]
+        decided: list[Decided] = []
         for _ in range(MAX_CONFLICT_RETRIES):
             if not pairs:
-                return
-            pairs = await self._decide_once(pairs)
-        for w, _s in pairs:
-            w.blocked = "firing state kept conflicting with another notify replica"
+                return decided
+            signed = partial(actions, self.settings, self._secret)
+            env = Env(utcnow(), silences, self.settings.public_url, signed)
+            pairs = await self._decide_once(pairs, env, decided)
+        for job, _sub in pairs:
+            job.blocked = "decisions kept conflicting with another notify replica"
+        return decided
 
     async def _decide_once(
-        self, pairs: list[tuple[_Work, Subscription]]
-    ) -> list[tuple[_Work, Subscription]]:
+        self, pairs: list[tuple[Job, Subscription]], env: Env, decided: list[Decided]
+    ) -> list[tuple[Job, Subscription]]:
         k = self.k
-        firing_keys = list(dict.fromkeys(k.firing(s.id, w.event.incident.id) for w, s in pairs))
+        told_keys = list(
+            dict.fromkeys((s.id, j.event.incident.id) for j, s in pairs if s.webhook is None)
+        )
+        rate_keys = list(dict.fromkeys(s.id for _, s in pairs if s.rate_limit))
         async with self.redis.pipeline(transaction=False) as pipe:
-            for key in firing_keys:
-                pipe.get(key)
-            for w, s in pairs:
-                pipe.get(k.notification(w.event.id, s.id))
+            for sub_id, incident_id in told_keys:
+                pipe.get(k.firing(sub_id, incident_id))
+            for sub_id in rate_keys:
+                pipe.get(k.rate(sub_id))
+            for j, s in pairs:
+                if j.trigger is not Trigger.REPEAT:  # a reminder's id is only known once decided
+                    pipe.get(k.notification(j.event.id, s.id))
             replies = await pipe.execute()
-        read = dict(zip(firing_keys, replies[: len(firing_keys)], strict=True))
-        recorded = replies[len(firing_keys) :]
+        told_raw = dict(zip(told_keys, replies[: len(told_keys)], strict=True))
+        rest = replies[len(told_keys) :]
+        rate_raw = dict(zip(rate_keys, rest[: len(rate_keys)], strict=True))
+        owed_raw = iter(rest[len(rate_keys) :])
 
-        now = datetime.now(UTC)
-        state = {key: FiringState.model_validate_json(v) if v else None for key, v in read.items()}
-        writes: dict[str, Guarded] = {}
-        members: dict[str, list[tuple[_Work, Subscription, Owed | None]]] = {}
-        for (w, s), raw in zip(pairs, recorded, strict=True):
-            key = k.firing(s.id, w.event.incident.id)
-            if raw:  # decided before: a redelivery, or a race with another replica
-                owed = Owed.model_validate_json(raw)
-                if owed.status == "done":
-                    continue
-                age = (now - owed.decided_at).total_seconds()
-                mine = owed.decided_by == self.settings.consumer_name
-                if not mine and age < self.lease_s:
-                    w.blocked = f"notification being sent by {owed.decided_by}"
-                    continue
-                w.owed.append((s, owed))  # decided, never finished: send it now
-                continue
-            new_state, kind = decide(state[key], w.event, s)
-            if new_state == state[key]:
-                continue
-            state[key] = new_state
-            write = writes.get(key)
-            if write is None:
-                write = writes[key] = Guarded()
-                write.expect(key, read[key].decode() if read[key] else None)
-            write.do("SET", key, new_state.model_dump_json(), "EX", FIRING_TTL_S)
-            owed_now = None
-            if kind is not None:
-                n = render(w.event, s, kind, self.settings.public_url)
-                owed_now = Owed(
-                    status="pending",
-                    notification=n,
-                    decided_by=self.settings.consumer_name,
-                    decided_at=now,
-                )
-                write.do(
-                    "SET",
-                    k.notification(w.event.id, s.id),
-                    owed_now.model_dump_json(),
-                    "EX",
-                    NOTIFICATION_TTL_S,
-                )
-            members.setdefault(key, []).append((w, s, owed_now))
+        env.told = {key: _firing(v) for key, v in told_raw.items()}
+        env.rate = {key: _window(v) for key, v in rate_raw.items()}
+        by_sub: dict[str, list[tuple[Job, Candidate]]] = {}
+        for j, s in pairs:
+            if j.trigger is not Trigger.REPEAT and next(owed_raw) is not None:
+                continue  # decided before (a redelivery): its due item sees it through
+            c = run(Candidate(j.event, s, j.trigger), env)
+            if c.stopped and log.isEnabledFor(logging.DEBUG):
+                log.debug("%s for %s: %s", j.event.id, s.name, c.stopped)
+            by_sub.setdefault(s.id, []).append((j, c))
 
-        keys_in_order = list(writes)
+        writes = {sub_id: self._commit(c, env, told_raw, rate_raw) for sub_id, c in by_sub.items()}
+        writes = {sub_id: w for sub_id, w in writes.items() if w[0].commands}  # nothing to write
         async with self.redis.pipeline(transaction=False) as pipe:
-            for key in keys_in_order:
-                await self.cas.queue(pipe, writes[key])
+            for write, _owed in writes.values():
+                await self.cas.queue(pipe, write)
             results = await pipe.execute()
         retry = []
-        for key, result in zip(keys_in_order, results, strict=True):
-            for w, s, owed in members[key]:
-                if result != 0:
-                    retry.append((w, s))
-                elif owed is not None:
-                    w.owed.append((s, owed))
+        for (sub_id, (_write, owed)), result in zip(writes.items(), results, strict=True):
+            if result == 0:
+                decided += owed
+            else:
+                retry += [(j, c.sub) for j, c in by_sub[sub_id]]
         return retry
 
-    # --- 2. send ---------------------------------------------------------------------------------
+    def _commit(
+        self,
+        candidates: list[tuple[Job, Candidate]],
+        env: Env,
+        told_raw: dict[tuple[str, str], bytes | None],
+        rate_raw: dict[str, bytes | None],
+    ) -> tuple[Guarded, list[Decided]]:
+        """One subscription's decisions, as one compare-and-apply guarded by what was read."""
+        k, now = self.k, env.now
+        sub = candidates[0][1].sub
+        write, owed_now = Guarded(), []
+        counts: Counter[str] = Counter()
 
-    async def _deliver(self, work: list[_Work]) -> "Results":
-        # Concurrent across subscriptions and incidents; in event order within one subscription's
-        # view of one incident, so "[RED ALERT]" never arrives after its "[RESOLVED]".
-        queues: dict[tuple[str, str], list[tuple[_Work, Subscription, Owed]]] = {}
-        for w in work:
-            for s, o in w.owed:
-                queues.setdefault((s.id, w.event.incident.id), []).append((w, s, o))
-        results: Results = {}
+        for key in dict.fromkeys(c.told_key for _, c in candidates if c.state is not None):
+            state, raw = env.told[key], told_raw[key]
+            if state is not None and state != _firing(raw):
+                firing_key = k.firing(*key)
+                write.expect(firing_key, raw.decode() if raw else None)
+                write.do("SET", firing_key, state.model_dump_json(), "EX", FIRING_TTL_S)
+        window, raw = env.rate.get(sub.id), rate_raw.get(sub.id)
+        if sub.rate_limit is not None and window is not None and window != _window(raw):
+            # Guards the digest too: overflow is only appended together with this write.
+            ttl = int(sub.rate_limit.window) + 86_400
+            write.expect(k.rate(sub.id), raw.decode() if raw else None)
+            write.do("SET", k.rate(sub.id), window.model_dump_json(), "EX", ttl)
 
-        async def drain(queue: list[tuple[_Work, Subscription, Owed]]) -> None:
-            for w, s, o in queue:
-                results[(w.event.id, s.id)] = await self.sender.send(s.urls, o.notification)
+        for _job, c in candidates:
+            incident_id = c.event.incident.id
+            if c.held_until is not None:
+                counts["held"] += 1
+                self._hold(write, c, c.held_until)
+            if (at := next_repeat(c, now)) is not None:
+                reminder = DueItem(DueKind.REPEAT, sub.id, incident_id).member
+                write.do("ZADD", k.due, score(at), reminder)
+            if c.notification is None:
+                continue
+            if c.digest_window is not None:
+                counts["digested"] += 1
+                self._into_digest(write, c, c.notification, c.digest_window)
+            else:
+                counts["decided"] += 1
+                owed_now.append(self._owe(write, sub, c.notification, now))
+        for name, n in counts.items():
+            write.do("HINCRBY", k.notify_metrics, name, n)
+        return write, owed_now
 
-        await asyncio.gather(*(drain(q) for q in queues.values()))
-        return results
+    def _hold(self, write: Guarded, c: Candidate, until: datetime) -> None:
+        """Look at this pair again when the mute ends (or at once if its silence is expired)."""
+        kind = DueKind.REPEAT if c.trigger is Trigger.REPEAT else DueKind.RECHECK
+        member = DueItem(kind, c.sub.id, c.event.incident.id).member
+        write.do("ZADD", self.k.due, score(until), member)
+        if c.held_by is not None:
+            held = self.k.silence_held(c.held_by.id)
+            write.do("SADD", held, member)
+            write.do("EXPIREAT", held, int(c.held_by.ends_at.timestamp()) + 86_400)
 
-    # --- 3. record -------------------------------------------------------------------------------
+    def _into_digest(self, write: Guarded, c: Candidate, n: Notification, start: int) -> None:
+        """Keep an over-the-limit message for its window's digest, due when the window ends."""
+        assert c.sub.rate_limit is not None
+        end = window_end(start, c.sub.rate_limit)
+        digest = self.k.digest(c.sub.id, start)
+        write.do("RPUSH", digest, n.model_dump_json())
+        write.do("EXPIREAT", digest, int(end.timestamp()) + 86_400)
+        member = DueItem(DueKind.DIGEST, c.sub.id, str(start)).member
+        write.do("ZADD", self.k.due, score(end + DIGEST_GRACE), member)
+        self._record_digested(write, n, c.sub)
 
-    async def _finish(self, batch: Batch, done: list[_Work], results: "Results") -> None:
+    def _owe(self, write: Guarded, sub: Subscription, n: Notification, now: datetime) -> Decided:
+        """Record the message as owed before it is sent; if its sender dies, it comes due."""
+        owed = Owed(
+            status="pending", notification=n, decided_by=self.settings.consumer_name, decided_at=now
+        )
+        key = self.k.notification(n.event_id, sub.id)
+        write.expect(key, None)
+        write.do("SET", key, owed.model_dump_json(), "EX", NOTIFICATION_TTL_S)
+        d = Decided(sub, owed)
+        abandoned_at = now + timedelta(seconds=self.lease_s)
+        write.do("ZADD", self.k.due, score(abandoned_at), d.due_member)
+        return d
+
+    def _record_digested(self, write: Guarded, n: Notification, sub: Subscription) -> None:
+        delivery = Delivery(
+            event_id=n.event_id,
+            incident_id=n.incident_id,
+            subscription_id=sub.id,
+            subscription_name=sub.name,
+            url="(into the rate-limit digest)",
+            outcome=DeliveryOutcome.DIGESTED,
+            attempt=0,
+            latency_ms=0.0,
+            title=n.title,
+            notify_type=n.notify_type,
+            kind=n.kind.value,
+        )
+        data = delivery.model_dump_json(exclude_none=True)
+        stream = self.k.stream(keys.DELIVERIES)
+        write.do("XADD", stream, "MAXLEN", "~", self.settings.audit_maxlen, "*", "data", data)
+        write.do("RPUSH", self.k.incident_deliveries(n.incident_id), data)
+
+    async def _decide_digest(
+        self, sub: Subscription, start: int, now: datetime
+    ) -> tuple[Decided | None, bool]:
+        """A rate-limit window's overflow as one owed message; False: try again later."""
+        assert sub.rate_limit is not None
         k = self.k
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(k.rate(sub.id))
+            pipe.lrange(k.digest(sub.id, start), 0, -1)
+            rate_raw, raw_items = await pipe.execute()
+        if not raw_items:
+            return None, True
+        # The id names the messages, so any straggler after this digest makes a second one.
+        digest_id = f"digest:{start}:{hashlib.sha256(b''.join(raw_items)).hexdigest()[:12]}"
+        items = [Notification.model_validate_json(i) for i in raw_items]
+        n = render_digest(sub, items, window_end(start, sub.rate_limit), digest_id)
+        write = Guarded()
+        # Overflow is appended only together with a rate-window write: this guard sees any.
+        write.expect(k.rate(sub.id), rate_raw.decode() if rate_raw else None)
+        d = self._owe(write, sub, n, now)
+        write.do("LTRIM", k.digest(sub.id, start), len(raw_items), -1)
+        write.do("HINCRBY", k.notify_metrics, "digests", 1)
+        if await self.cas(write):
+            return d, True
+        return None, False  # more overflow arrived meanwhile: the next tick sees it all
+
+    # --- 2. send, 3. record ------------------------------------------------------------------
+
+    async def deliver(
+        self,
+        decided: list[Decided],
+        *,
+        ack: list[Any] | None = None,
+        release: tuple[list[DueItem], int] | None = None,
+    ) -> None:
+        now = utcnow()
+        targets = [(d.sub.id, i) for d in decided for i in range(len(target_urls(d.sub)))]
+        circuits = await self.circuits.read(targets)
+
+        async def send(d: Decided) -> None:
+            skip = {
+                i: f"circuit open until {c.open_until:%H:%M:%S} UTC after {c.failures} "
+                f"failed deliveries; last: {c.last_error}"
+                for (sub_id, i), c in circuits.items()
+                if sub_id == d.sub.id and c.state(now) == "open" and c.open_until
+            }
+            d.results = await self.sender.deliver(d.sub, d.owed.notification, skip=skip)
+
+        # What one subscriber hears about one incident arrives in the order it was decided
+        # (never "resolved" before "red alert"); everything else goes out at once.
+        chains: dict[tuple[str, str], list[Decided]] = {}
+        for d in decided:
+            chains.setdefault((d.sub.id, d.owed.notification.incident_id), []).append(d)
+
+        async def send_in_order(chain: list[Decided]) -> None:
+            for d in chain:
+                await send(d)
+
+        await asyncio.gather(*(send_in_order(chain) for chain in chains.values()))
+        await self._finish(decided, circuits, ack=ack, release=release)
+
+    async def _finish(
+        self,
+        decided: list[Decided],
+        circuits: dict[tuple[str, int], Circuit],
+        *,
+        ack: list[Any] | None,
+        release: tuple[list[DueItem], int] | None,
+    ) -> None:
+        k, now = self.k, utcnow()
+        counts: Counter[str] = Counter()
         async with self.redis.pipeline(transaction=True) as pipe:
-            for w in done:
-                for s, owed in w.owed:
-                    n = owed.notification
-                    for r in results.get((w.event.id, s.id), []):
-                        self._record(pipe, w.event, s, n, r)
-                    owed.status = "done"
-                    pipe.set(
-                        k.notification(w.event.id, s.id),
-                        owed.model_dump_json(),
-                        ex=NOTIFICATION_TTL_S,
-                    )
-            pipe.execute_command(*batch.xack([w.entry for w in done]))
+            for d in decided:
+                urls = target_urls(d.sub)
+                for r in d.results:
+                    self._record(pipe, d, r, urls[r.index], counts)
+                    if r.attempts:  # tried (not skipped): the circuit learns from it
+                        self.circuits.update(
+                            pipe,
+                            circuits.get((d.sub.id, r.index)),
+                            self.settings,
+                            subscription_id=d.sub.id,
+                            index=r.index,
+                            url=r.url,
+                            ok=r.ok,
+                            error=r.error,
+                            now=now,
+                        )
+                d.owed.status = "done"
+                n = d.owed.notification
+                pipe.set(
+                    k.notification(n.event_id, d.sub.id),
+                    d.owed.model_dump_json(),
+                    ex=NOTIFICATION_TTL_S,
+                )
+                pipe.zrem(k.due, d.due_member)
+            for name, n_ in counts.items():
+                pipe.hincrby(k.notify_metrics, name, n_)
+            if ack:
+                pipe.execute_command(*ack)
+            if release:
+                await self.due.release(pipe, *release)
             await pipe.execute()
 
     def _record(
-        self, pipe: Pipeline, event: IncidentEvent, s: Subscription, n: Notification, r: UrlResult
+        self, pipe: Pipeline, d: Decided, r: UrlResult, raw_url: str, counts: Counter[str]
     ) -> None:
-        outcome = DeliveryOutcome.SENT if r.ok else DeliveryOutcome.DEADLETTERED
-        delivery = Delivery(
-            event_id=event.id,
-            incident_id=event.incident.id,
-            subscription_id=s.id,
-            subscription_name=s.name,
-            url=r.url,
-            outcome=outcome,
-            attempt=r.attempts,
-            latency_ms=r.latency_ms,
-            title=n.title,
-            notify_type=n.notify_type,
-            error=r.error,
+        n = d.owed.notification
+        maxlen = self.settings.audit_maxlen
+        for delivery in records.queue(pipe, self.k, maxlen, d.sub, n, r, raw_url):
+            counts[delivery.outcome.value] += 1
+        if r.ok:
+            return
+        if r.skipped:
+            counts["skipped_circuit_open"] += 1
+        log.error(
+            "delivery of %s to %s (%s) dead-lettered after %d attempt(s): %s",
+            n.event_id,
+            d.sub.name,
+            r.url,
+            len(r.attempts),
+            r.error,
         )
-        data = delivery.model_dump_json(exclude_none=True)
-        pipe.xadd(
-            self.k.stream(keys.DELIVERIES),
-            {"data": data},
-            maxlen=self.settings.audit_maxlen,
-            approximate=True,
-        )
-        pipe.rpush(self.k.incident_deliveries(event.incident.id), data)
-        if not r.ok:
-            letter = DeadLetter(
-                stream=keys.DELIVERIES,
-                fields={"data": json.dumps(n.model_dump(mode="json"))},
-                error=r.error or "failed",
-                attempts=r.attempts,
-                extra={"subscription_id": s.id, "url_index": r.index, "url": r.url},
-            )
-            pipe.xadd(self.k.stream(keys.DEADLETTER), {"data": letter.model_dump_json()})
-            log.error(
-                "delivery of %s to %s (%s) failed after %d attempts: %s",
-                n.event_id,
-                s.name,
-                r.url,
-                r.attempts,
-                r.error,
-            )
+
+
+def _firing(raw: bytes | None) -> FiringState | None:
+    return FiringState.model_validate_json(raw) if raw else None
+
+
+def _window(raw: bytes | None) -> RateWindow | None:
+    return RateWindow.model_validate_json(raw) if raw else None

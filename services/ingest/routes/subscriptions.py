@@ -1,13 +1,79 @@
-"""/v1/subscriptions: who hears about what. URLs are masked in every answer."""
+"""/v1/subscriptions: who hears about what. URLs and secrets are masked in every answer.
 
+Subscriptions from the subscriptions file (`origin: file`) are changed by editing the file and
+applying it (`redalert subscriptions apply FILE`, or a restart), not one by one: the API answers
+409 to PUT, PATCH and DELETE on them.
+"""
+
+from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Body, Depends, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.ingest.context import Context, ctx, require_token
-from shared.subscriptions import SubscriptionSpec, public
+from services.notify.circuit import CircuitStore
+from services.notify.render import render_test
+from services.notify.send import Sender
+from shared.models import Subscription
+from shared.subscriptions import (
+    SubscriptionSpec,
+    file_subscriptions,
+    keep_masked_secrets,
+    public,
+)
 
 router = APIRouter(tags=["subscriptions"])
+
+
+class ApplyBody(BaseModel):
+    """`redalert subscriptions apply FILE`: the file's subscriptions, to match exactly."""
+
+    model_config = ConfigDict(extra="forbid")
+    subscriptions: list[SubscriptionSpec] = Field(default_factory=list, max_length=10_000)
+
+
+def sender(request: Request) -> Sender:
+    """One Sender per app, for test messages and replays."""
+    if getattr(request.app.state, "sender", None) is None:
+        request.app.state.sender = Sender(ctx(request).settings)
+    return request.app.state.sender
+
+
+async def _existing(c: Context, sub_id: str, *, writing: bool = False) -> Subscription:
+    sub = await c.subscriptions.get(sub_id)
+    if sub is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no subscription {sub_id!r}")
+    if writing and sub.origin == "file":
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"subscription {sub.name!r} comes from the subscriptions file: change the file and "
+            "apply it (`redalert subscriptions apply FILE`)",
+        )
+    return sub
+
+
+# What GET shows besides the fields: a PUT or PATCH may send them back; they are not changed.
+_READ_ONLY = ("id", "origin", "created_at", "updated_at", "circuits")
+
+
+def _writable(sub_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    if body.get("id", sub_id) != sub_id:
+        raise RequestValidationError(
+            [{"loc": ("body", "id"), "msg": "does not match the URL", "type": "value_error"}]
+        )
+    return {k: v for k, v in body.items() if k not in _READ_ONLY}
+
+
+def _validated(data: dict[str, Any]) -> SubscriptionSpec:
+    """A PUT/PATCH body, once merged, fails like any body: 422 naming the field."""
+    try:
+        return SubscriptionSpec.model_validate(data)
+    except ValidationError as e:
+        raise RequestValidationError(
+            [{**err, "loc": ("body", *err["loc"])} for err in e.errors()]
+        ) from None
 
 
 @router.post("/v1/subscriptions", status_code=201, dependencies=[Depends(require_token)])
@@ -24,13 +90,95 @@ async def list_subscriptions(c: Context = Depends(ctx)) -> list[dict[str, Any]]:
 
 @router.get("/v1/subscriptions/{sub_id}")
 async def get_subscription(sub_id: str, c: Context = Depends(ctx)) -> dict[str, Any]:
-    sub = await c.subscriptions.get(sub_id)
-    if sub is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no subscription {sub_id!r}")
+    """The subscription, with the circuit breaker state of each of its URLs."""
+    sub = await _existing(c, sub_id)
+    n_targets = 1 if sub.webhook is not None else len(sub.urls)
+    circuits = await CircuitStore(c.redis, c.keys).of(sub.id, n_targets)
+    now = datetime.now(UTC)
+    by_index = {circuit.index: circuit for circuit in circuits}
+    shown = public(sub)
+    targets = [shown["webhook"]["url"]] if sub.webhook is not None else shown["urls"]
+    shown["circuits"] = [
+        by_index[i].public(now)
+        if i in by_index
+        else {"index": i, "url": url, "state": "closed", "failures": 0}
+        for i, url in enumerate(targets)
+    ]
+    return shown
+
+
+@router.put("/v1/subscriptions/{sub_id}", dependencies=[Depends(require_token)])
+async def replace_subscription(
+    sub_id: str, body: dict[str, Any] = Body(...), c: Context = Depends(ctx)
+) -> dict[str, Any]:
+    """Replace every field. Masked URLs and a `****` secret, as GET shows them, are kept."""
+    old = await _existing(c, sub_id, writing=True)
+    spec = _validated(keep_masked_secrets(_writable(sub_id, body), old))
+    return await _save(c, old, spec)
+
+
+@router.patch("/v1/subscriptions/{sub_id}", dependencies=[Depends(require_token)])
+async def update_subscription(
+    sub_id: str, body: dict[str, Any] = Body(...), c: Context = Depends(ctx)
+) -> dict[str, Any]:
+    """Change the fields given; the others stay as they are."""
+    old = await _existing(c, sub_id, writing=True)
+    body = _writable(sub_id, body)
+    fields = set(SubscriptionSpec.model_fields)
+    current = old.model_dump(mode="json", include=fields, exclude_defaults=True)
+    if "urls" in body and "webhook" not in body:
+        current.pop("webhook", None)  # switching to apprise URLs drops the webhook…
+    if "webhook" in body and "urls" not in body:
+        current.pop("urls", None)  # …and the other way round
+    spec = _validated(keep_masked_secrets({**current, **body}, old))
+    return await _save(c, old, spec)
+
+
+async def _save(c: Context, old: Subscription, spec: SubscriptionSpec) -> dict[str, Any]:
+    sub = spec.to_subscription(
+        id=old.id, origin=old.origin, created_at=old.created_at, updated_at=datetime.now(UTC)
+    )
+    await c.subscriptions.put(sub)
+    if sub.urls != old.urls or sub.webhook != old.webhook:
+        await CircuitStore(c.redis, c.keys).forget(sub.id)  # new targets start closed
     return public(sub)
 
 
 @router.delete("/v1/subscriptions/{sub_id}", status_code=204, dependencies=[Depends(require_token)])
 async def delete_subscription(sub_id: str, c: Context = Depends(ctx)) -> None:
-    if not await c.subscriptions.delete(sub_id):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no subscription {sub_id!r}")
+    await _existing(c, sub_id, writing=True)
+    await c.subscriptions.delete(sub_id)
+    await CircuitStore(c.redis, c.keys).forget(sub_id)
+
+
+@router.post("/v1/subscriptions/{sub_id}/test", dependencies=[Depends(require_token)])
+async def send_test_message(
+    sub_id: str, c: Context = Depends(ctx), send: Sender = Depends(sender)
+) -> dict[str, Any]:
+    """Send a test message to every URL now (one attempt each) and say how each went."""
+    sub = await _existing(c, sub_id)
+    results = await send.deliver(sub, render_test(sub), attempts=1)
+    return {
+        "subscription": sub.id,
+        "ok": all(r.ok for r in results),
+        "results": [
+            {
+                "index": r.index,
+                "url": r.url,
+                "ok": r.ok,
+                "latency_ms": r.attempts[-1].latency_ms if r.attempts else 0,
+                "error": r.error,
+            }
+            for r in results
+        ],
+    }
+
+
+@router.post("/v1/subscriptions/apply", dependencies=[Depends(require_token)])
+async def apply_subscriptions(body: ApplyBody, c: Context = Depends(ctx)) -> dict[str, list[str]]:
+    """Make the file-managed subscriptions exactly these: create, update, remove to match."""
+    try:
+        declared = file_subscriptions(body.subscriptions)
+    except ValueError as e:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"subscriptions: {e}") from None
+    return await c.subscriptions.apply(declared)
