@@ -4,6 +4,7 @@ the CLI, webhooks from PagerDuty and Alertmanager, quiet periods — over real H
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import yaml
 
 from shared import keys, signing
 from shared.links import action_link, link_secret
+from shared.settings import Settings
 from tests.conftest import eventually
 
 THREADS = Path(__file__).parent / "threads"
@@ -181,9 +183,11 @@ async def test_ack_resolve_and_reopen_through_api_signed_links_and_cli(running, 
     assert r.status_code == 202
     await eventually(lambda: _status(running, incident_id, "acknowledged"))
 
-    # A signed link, as carried by a notification: GET only shows a page; POST acts.
+    # The signed resolve link the notification carried: GET only shows a page; POST acts.
+    body = sink.messages()[0]["message"]
+    link = re.search(r"Resolve: (\S+)", body).group(1)
     secret = await link_secret(running.redis, running.settings)
-    link = action_link(running.settings, secret, incident_id, "resolve")
+    assert link == action_link(running.settings, secret, incident_id, "resolve", now=_issued(link))
     path = urlsplit(link)._replace(scheme="", netloc="").geturl()
     page = await running.http.get(path)
     assert page.status_code == 200
@@ -225,6 +229,11 @@ async def test_ack_resolve_and_reopen_through_api_signed_links_and_cli(running, 
     # The ack told nobody; the resolution and the reopening did.
     await eventually(lambda: len(sink.messages()) == 3)
     assert [m["title"][:10] for m in sink.messages()] == ["[RED ALERT", "[RESOLVED]", "[RED ALERT"]
+
+
+def _issued(link: str) -> float:
+    expires = int(re.search(r"expires=(\d+)", link).group(1))
+    return expires - Settings(_env_file=None).link_ttl_s
 
 
 def _form() -> dict[str, str]:
