@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +40,8 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=1, le=65535)
     public_url: str = Field(
-        default="http://127.0.0.1:8080", description="Base of links put in notifications."
+        default="http://127.0.0.1:8080",
+        description="Base of links put in notifications; unset: this API at its host and port.",
     )
     api_token: SecretStr | None = Field(
         default=None, description="When set, every write API needs `Authorization: Bearer <token>`."
@@ -159,6 +160,14 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # Compose passes `${VAR:-}` as an empty string: that means "not set", not "empty token".
         return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _public_url_follows_the_port(self) -> "Settings":
+        # Unset, links in notifications point at this very API, whatever port it listens on.
+        if "public_url" not in self.model_fields_set:
+            host = "127.0.0.1" if self.http_host in ("0.0.0.0", "::", "") else self.http_host
+            self.public_url = f"http://{host}:{self.http_port}"
+        return self
 
     @property
     def effective_redis_url(self) -> str:
