@@ -102,6 +102,8 @@ async def run(n: int, redis_url: str, rate: float | None = None) -> dict[str, fl
         for consumer in [*classify.consumers, *notify.consumers]:
             consumer.register(broker)
         await broker.start()
+        stop = asyncio.Event()  # the services' own jobs: live rules, notify's scheduler…
+        jobs = [asyncio.create_task(j(stop)) for s in (classify, notify) for j in s.background()]
 
         started = time.perf_counter()
         stream = k.stream(keys.POSTS)
@@ -117,12 +119,15 @@ async def run(n: int, redis_url: str, rate: float | None = None) -> dict[str, fl
                 await asyncio.sleep(max(0.0, ahead))
         # Every post classified; then every event it caused consumed by notify.
         classified = k.stream(keys.CLASSIFIED)
-        while await redis.xlen(classified) < n:  # noqa: ASYNC110 (polling Redis, not a flag)
-            await asyncio.sleep(0.01)
+        async with asyncio.timeout(600):  # a stuck pipeline is an error, not a hang
+            while await redis.xlen(classified) < n:  # noqa: ASYNC110 (polling Redis, not a flag)
+                await asyncio.sleep(0.01)
         expected_events = await redis.xlen(k.stream(keys.INCIDENT_EVENTS))
         if seen_events < expected_events:
             await asyncio.wait_for(consumed.wait(), timeout=120)
         elapsed = time.perf_counter() - started
+        stop.set()
+        await asyncio.gather(*jobs)
         await broker.stop()
 
         sample = posts[0].model_dump_json(exclude_none=True)
