@@ -158,6 +158,7 @@ async def test_a_new_alarm_reopens_within_the_window_and_opens_anew_after(runnin
     await eventually(lambda: _status(running, first["id"], "resolved"))
     await asyncio.sleep(0.05)
     await running.post({"id": "c", "text": "Explosion at the plant", "thread_id": "plant"})
+    await eventually(lambda: _at_least(running.classified(), 3))
     await eventually(lambda: _count(running, incidents))
     if incidents == 1:
         assert await running.timeline_kinds(first["id"]) == ["opened", "resolved", "reopened"]
@@ -275,6 +276,9 @@ async def test_a_pagerduty_trigger_acknowledge_resolve_round_trip(running):
     )
     await http.post("/v1/webhooks/pagerduty", json=pagerduty("resolve"))
     await eventually(lambda: _status(running, incident["id"], "resolved"))
+    await eventually(lambda: _at_least(running.classified(), 2))
+    await asyncio.sleep(0.2)  # whichever came first, the update does not reopen it
+    assert (await running.detail(incident["id"]))["incident"]["status"] == "resolved"
     assert len(await running.incidents()) == 1
     detail = await running.detail(incident["id"])
     assert [p["text"] for p in detail["posts"]] == ["Disk full on db-7", "Disk 99% full on db-7"]

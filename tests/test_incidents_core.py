@@ -149,3 +149,22 @@ def test_a_command_that_changes_nothing_emits_nothing(action, start):
     t = apply_command(incident, IncidentCommand(incident_id="inc1", action=action), now=T0)
     assert t.events == []
     assert not t.changed
+
+
+def test_an_alarm_received_before_the_resolution_does_not_reopen_it():
+    """Posts and commands are separate streams: a resolve may be applied before an older post."""
+    incident, _ = run(c("red_alert"))
+    resolve = IncidentCommand(
+        incident_id="inc1", action=CommandAction.RESOLVE, at=T0 + timedelta(minutes=5)
+    )
+    incident = apply_command(incident, resolve, now=T0 + timedelta(minutes=9)).incident
+    late = c("red_alert")
+    late.post.received_at = T0 + timedelta(minutes=4)  # sent before the resolve, applied after
+    t = apply_post(incident, late, new_id="x", now=T0 + timedelta(minutes=10))
+    assert t.events == []
+    assert t.incident.status is IncidentStatus.RESOLVED
+    assert t.incident.post_count == 2
+    fresh = c("red_alert")
+    fresh.post.received_at = T0 + timedelta(minutes=6)
+    t = apply_post(t.incident, fresh, new_id="x", now=T0 + timedelta(minutes=11))
+    assert [e.kind for e in t.events] == [EventKind.REOPENED]

@@ -101,7 +101,7 @@ def apply_post(
         nxt.severity_trust = c.trust
     elif kind is EventKind.RESOLVED:
         nxt.status = IncidentStatus.RESOLVED
-        nxt.resolved_at = now
+        nxt.resolved_at = post.received_at  # when it was said, as for commands (see _post_effect)
         nxt.severity = Severity.NO_DANGER
     else:  # escalated or de-escalated
         nxt.severity = c.severity
@@ -112,7 +112,10 @@ def apply_post(
 
 def _post_effect(incident: Incident, c: Classification) -> tuple[EventKind | None, str]:
     if not incident.is_open:
-        if opens_incident(c):
+        # Posts and commands travel on separate streams and may be applied out of order: an
+        # alarm received before the resolution was asked for is late news, not a new alarm.
+        later = incident.resolved_at is None or c.post.received_at > incident.resolved_at
+        if opens_incident(c) and later:
             return EventKind.REOPENED, f"reopened at {c.severity.label} by a new post"
         return None, ""
     trusted = c.trust >= incident.severity_trust
@@ -180,7 +183,7 @@ def apply_command(incident: Incident, cmd: IncidentCommand, *, now: datetime) ->
     if cmd.action is CommandAction.ACK:
         nxt.acknowledged_by = cmd.actor
     elif cmd.action is CommandAction.RESOLVE:
-        nxt.resolved_at = now
+        nxt.resolved_at = cmd.at  # when it was asked: posts received before it do not reopen
     else:
         nxt.resolved_at = None
         nxt.acknowledged_by = None
