@@ -6,6 +6,7 @@ the same signed URL, which publishes the command. The signature is the credentia
 """
 
 import html
+from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -31,32 +32,44 @@ def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
     )
 
 
-async def _refusal(
-    c: Context, incident_id: str, action: str, expires: int, sig: str
-) -> HTMLResponse | None:
+@dataclass(frozen=True)
+class SignedLink:
+    incident_id: str
+    action: str
+    expires: int
+    sig: str
+
+
+def signed_link(
+    incident_id: str,
+    action: str,
+    expires: int = Query(..., description="unix time the link stops working"),
+    sig: str = Query(..., max_length=128, description="HMAC-SHA256 of id:action:expires"),
+) -> SignedLink:
+    return SignedLink(incident_id, action, expires, sig)
+
+
+async def _refusal(c: Context, link: SignedLink) -> HTMLResponse | None:
     """The page to answer when the link must not be used; None when it is good."""
-    if action not in ACTIONS:
-        return _page("Unknown action", f"<p>{html.escape(action)} is not an action.</p>", 404)
+    if link.action not in ACTIONS:
+        return _page("Unknown action", f"<p>{html.escape(link.action)} is not an action.</p>", 404)
     secret = await link_secret(c.redis, c.settings)
-    if problem := verify(secret, incident_id, action, expires, sig):
+    if problem := verify(secret, link.incident_id, link.action, link.expires, link.sig):
         return _page("This link does not work", f"<p>{html.escape(problem)}.</p>", 403)
     return None
 
 
 @router.get("/v1/incidents/{incident_id}/{action}/link", response_class=HTMLResponse)
 async def confirm_page(
-    incident_id: str,
-    action: str,
-    expires: int = Query(...),
-    sig: str = Query(..., max_length=128),
-    c: Context = Depends(ctx),
+    link: SignedLink = Depends(signed_link), c: Context = Depends(ctx)
 ) -> HTMLResponse:
-    if refusal := await _refusal(c, incident_id, action, expires, sig):
+    if refusal := await _refusal(c, link):
         return refusal
+    incident_id = link.incident_id
     incident = await c.incidents.get(incident_id)
     if incident is None:
         return _page("No such incident", f"<p>{html.escape(incident_id)}</p>", 404)
-    verb = VERBS[action]
+    verb = VERBS[link.action]
     return _page(
         f"{verb} incident {incident_id}?",
         f"<p><b>{html.escape(incident.title)}</b></p>"
@@ -70,18 +83,14 @@ async def confirm_page(
 
 @router.post("/v1/incidents/{incident_id}/{action}/link", response_class=HTMLResponse)
 async def act_by_link(
-    incident_id: str,
-    action: str,
-    request: Request,
-    expires: int = Query(...),
-    sig: str = Query(..., max_length=128),
-    c: Context = Depends(ctx),
+    request: Request, link: SignedLink = Depends(signed_link), c: Context = Depends(ctx)
 ) -> HTMLResponse:
-    if refusal := await _refusal(c, incident_id, action, expires, sig):
+    if refusal := await _refusal(c, link):
         return refusal
     form = parse_qs((await request.body()).decode(errors="replace"))
     actor = (form.get("actor") or ["someone with the link"])[0].strip()[:200] or "someone"
     note = (form.get("note") or [""])[0].strip()[:2000] or None
+    incident_id, action = link.incident_id, link.action
     await act(c, incident_id, CommandAction(action), actor, note, via="link")
     done = {"ack": "acknowledged", "resolve": "resolved"}[action]
     return _page(f"Incident {incident_id} {done}", f"<p>Thank you, {html.escape(actor)}.</p>", 202)
