@@ -40,7 +40,6 @@ import apprise  # noqa: E402
 import httpx  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 
-from services.ingest.app import prepare  # noqa: E402
 from services.notify.service import NotifyService  # noqa: E402
 from shared import keys  # noqa: E402
 from shared.embedded import reachable_redis  # noqa: E402
@@ -48,6 +47,7 @@ from shared.models import EventKind, Incident, IncidentEvent, Post, Subscription
 from shared.redis import broker as make_broker  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 from shared.severity import Severity  # noqa: E402
+from shared.startup import prepare  # noqa: E402
 
 
 class _Sink(ThreadingHTTPServer):

@@ -30,7 +30,6 @@ sys.path.insert(0, str(ROOT))
 from redis.asyncio import Redis  # noqa: E402
 
 from services.classify.service import ClassifyService  # noqa: E402
-from services.ingest.app import prepare  # noqa: E402
 from services.notify.service import NotifyService  # noqa: E402
 from shared import keys  # noqa: E402
 from shared.codec import decode  # noqa: E402
@@ -39,6 +38,7 @@ from shared.embedded import reachable_redis  # noqa: E402
 from shared.models import IncidentEvent, Post  # noqa: E402
 from shared.redis import broker as make_broker  # noqa: E402
 from shared.settings import Settings  # noqa: E402
+from shared.startup import prepare  # noqa: E402
 
 SEED = ROOT / "examples" / "iss-coolant-leak.jsonl"
 CHUNK = 1_000

@@ -10,11 +10,12 @@ from typing import Any
 import uvicorn
 from redis.asyncio import Redis
 
-from services.ingest.app import create_app, prepare
+from services.ingest.app import create_app
 from shared.consumer import StreamConsumer
 from shared.redis import broker as make_broker
 from shared.redis import redis_client
 from shared.settings import Settings
+from shared.startup import prepare
 
 log = logging.getLogger("redalert")
 
@@ -77,7 +78,7 @@ class Runtime:
 
     async def _start_http(self) -> None:
         config = uvicorn.Config(
-            create_app(self.settings, self.redis),
+            create_app(self.settings, self.redis, prepared=True),
             host=self.settings.http_host,
             port=self.settings.http_port,
             log_config=None,

@@ -23,33 +23,24 @@ from services.ingest.routes import (
     webhooks,
 )
 from services.ingest.sources.poller import Poller
-from shared import keys
-from shared.consumer import ensure_group
 from shared.redis import redis_client
 from shared.settings import Settings
-from shared.subscriptions import SubscriptionStore, load_subscriptions_file
+from shared.startup import prepare
 
 log = logging.getLogger("redalert.ingest")
 
 
-async def prepare(redis: Redis, settings: Settings) -> None:
-    """Start-up work shared by every service: groups exist, the subscriptions file is applied."""
-    k = keys.Keys(settings.namespace)
-    for stream, group in keys.GROUPS.items():
-        # Created here too, so posts published before classify first starts are not skipped.
-        await ensure_group(redis, k.stream(stream), group)
-    if settings.subscriptions_file is not None:
-        declared = load_subscriptions_file(settings.subscriptions_file)
-        report = await SubscriptionStore(redis, k).apply(declared)
-        log.info("subscriptions file %s applied: %s", settings.subscriptions_file, report)
+def create_app(
+    settings: Settings, redis: Redis | None = None, *, prepared: bool = False
+) -> FastAPI:
+    """The API. `prepared`: the caller (services/runtime.py) has already run `prepare`."""
 
-
-def create_app(settings: Settings, redis: Redis | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = redis or redis_client(settings)
         app.state.ctx = Context.build(settings, client)
-        await prepare(client, settings)
+        if not prepared:
+            await prepare(client, settings)
         # Every ingest replica polls: the sources' leases share the work out.
         app.state.poller = Poller(client, settings, app.state.ctx.publisher)
         await app.state.poller.start()

@@ -1,0 +1,25 @@
+"""Start-up work every service does first, whichever of them starts first."""
+
+import logging
+
+from redis.asyncio import Redis
+
+from shared import keys
+from shared.consumer import ensure_group
+from shared.settings import Settings
+from shared.subscriptions import SubscriptionStore, load_subscriptions_file
+
+log = logging.getLogger("redalert")
+
+
+async def prepare(redis: Redis, settings: Settings) -> None:
+    """Start-up work shared by every service: groups exist, the subscriptions file is applied."""
+    k = keys.Keys(settings.namespace)
+    for stream, group in keys.GROUPS.items():
+        # From id 0, by whichever service starts first: posts published before classify first
+        # starts are work too (FastStream alone would create the group at "$" and skip them).
+        await ensure_group(redis, k.stream(stream), group)
+    if settings.subscriptions_file is not None:
+        declared = load_subscriptions_file(settings.subscriptions_file)
+        report = await SubscriptionStore(redis, k).apply(declared)
+        log.info("subscriptions file %s applied: %s", settings.subscriptions_file, report)
