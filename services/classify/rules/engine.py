@@ -30,8 +30,10 @@ from shared.models import Classification, Hit, Post, utcnow
 from shared.severity import Severity
 
 _WORD = re.compile(r"\w+")
+# A "." or ":" inside a word ("M7.1", "10:17", "youtube.com") ends nothing.
 _CLAUSE_END = re.compile(
-    r"[;:.!?…()]|\s[-–—]+\s|\b(?:but|however|although|though|whereas|except|while)\b", re.I
+    r"[;!?…()]|[.:](?!\w)|\s[-–—]+\s|\b(?:but|however|although|though|whereas|except|while)\b",
+    re.I,
 )
 _SENTENCE_END = re.compile(r"[.!?…]+(?=\W|$)|\n")
 # Between the words of a phrase: spaces, hyphens, quotes, apostrophes — not clause punctuation.
