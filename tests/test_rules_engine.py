@@ -129,6 +129,31 @@ def test_history_cancels_past_events_both_ways_within_its_scope(engine):
     assert c.severity is Severity.RED_ALERT
 
 
+def test_a_point_or_colon_inside_a_word_ends_no_clause(engine):
+    # "M6.4", "10:17", "example.com": the hedge reaches the leak across them.
+    assert classify(engine, "Possible M6.4 leak").severity is Severity.ASSESSING
+    assert classify(engine, "Possible 10:17 leak").severity is Severity.ASSESSING
+    assert classify(engine, "unconfirmed example.com leak").severity is Severity.ASSESSING
+    # A point or colon followed by a space still ends the clause.
+    assert classify(engine, "Possible. A leak").severity is Severity.RED_ALERT
+    assert classify(engine, "Possible: a leak").severity is Severity.RED_ALERT
+
+
+def test_a_rules_regexes_are_tried_in_file_order():
+    rules = """
+cues:
+  - id: leak
+    severity: red_alert
+    weight: 2
+    regex: ['leak\\w*', 'leak']
+  - id: alarm
+    severity: assessing
+    regex: ['alarm', 'alarm\\w*']
+"""
+    c = Engine(load_rules(rules)).classify(Post(text="leaking alarms"))
+    assert fired(c) == [("leak", "leaking", "counted"), ("alarm", "alarm", "counted")]
+
+
 def test_uncertainty_turns_a_red_alert_into_assessing(engine):
     c = classify(engine, "Possible leak on the Progress")
     assert ("leak", "leak", "hedged") in fired(c)

@@ -121,10 +121,12 @@ class _Pattern:
                 rules.clear()
             if rule not in rules:
                 rules.append(rule)
-        for p in regexes:
+        # A rule's regexes share one group: they are neighbours in the alternation, so the
+        # first that matches still wins, and a position costs one group per rule, not per regex.
+        if regexes := list(regexes):
             name = f"x{len(self.regex)}"
             self.regex[name] = rule
-            self._alternatives.append(f"(?P<{name}>{p})")
+            self._alternatives.append(f"(?P<{name}>{'|'.join(f'(?:{p})' for p in regexes)})")
 
     def compile(self) -> re.Pattern[str] | None:
         # At one position the first alternative that matches wins: regexes (more specific, in
