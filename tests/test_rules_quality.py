@@ -15,6 +15,8 @@ from tests.conftest import SEED
 
 DATA = Path(__file__).parent / "data"
 TUNE, HELDOUT = DATA / "tune.jsonl", DATA / "heldout.jsonl"
+# A second author's batch, split by line: odd lines tuned against, even lines never.
+FRESH_TUNE, FRESH_HELDOUT = DATA / "fresh-tune.jsonl", DATA / "fresh-heldout.jsonl"
 KINDS = {
     "space",
     "quake",
@@ -63,12 +65,23 @@ def test_the_held_out_part_reaches_the_target(shipped):
     assert report.macro_f1 >= 0.85, report.as_json()["misclassified"]
 
 
-def test_the_tuning_part_stays_where_it_was_tuned(shipped):
-    report = evaluate(shipped, read_labelled(TUNE))
+def test_the_fresh_held_out_half_does_not_fall(shipped):
+    """A floor under the figure measured after tuning (0.813), not a target to tune for."""
+    report = evaluate(shipped, read_labelled(FRESH_HELDOUT))
+    assert report.macro_f1 >= 0.78, f"macro-F1 {report.macro_f1:.3f} on posts never tuned on"
+
+
+@pytest.mark.parametrize("path", [TUNE, FRESH_TUNE], ids=["tune", "fresh-tune"])
+def test_the_tuning_parts_stay_where_they_were_tuned(shipped, path):
+    report = evaluate(shipped, read_labelled(path))
     assert report.macro_f1 >= 0.95, report.as_json()["misclassified"]
 
 
-@pytest.mark.parametrize("path", [TUNE, HELDOUT], ids=["tune", "heldout"])
+@pytest.mark.parametrize(
+    "path",
+    [TUNE, HELDOUT, FRESH_TUNE, FRESH_HELDOUT],
+    ids=["tune", "heldout", "fresh-tune", "fresh-heldout"],
+)
 def test_each_part_covers_every_kind_severity_and_hard_case(path):
     data = rows(path)
     assert {r["kind"] for r in data} == KINDS
@@ -89,3 +102,15 @@ def test_the_labelled_set_is_big_enough_and_its_parts_are_disjoint():
     assert len(ids) == len(set(ids))
     assert not {r["text"] for r in tune} & {r["text"] for r in heldout}
     assert all(r["id"].startswith("h-") for r in heldout)
+
+
+def test_the_fresh_batch_is_new_and_its_halves_are_disjoint():
+    fresh_tune, fresh_heldout = rows(FRESH_TUNE), rows(FRESH_HELDOUT)
+    assert len(fresh_heldout) >= 100
+    fresh = fresh_tune + fresh_heldout
+    ids = [r["id"] for r in fresh]
+    assert len(ids) == len(set(ids))
+    assert all(i.startswith("f-") for i in ids)
+    older = {r["text"] for r in rows(TUNE) + rows(HELDOUT)}
+    assert not {r["text"] for r in fresh_tune} & {r["text"] for r in fresh_heldout}
+    assert not {r["text"] for r in fresh} & older
