@@ -30,8 +30,8 @@ def test_rules_test_highlights_what_fired(capsys):
     code, out, _ = run(capsys, "rules", "test", "Possible gas leak at the plant, not a drill?")
     assert code == 0
     lines = out.splitlines()
-    # Two red-alert cues, both hedged: 2 + 2 for assessing.
-    assert lines[0].startswith("assessing (scores: red alert 0, assessing 4, all-clear 0")
+    # Two red-alert cues, both hedged (2 + 2), the hedge itself (1) and the question (0.5).
+    assert lines[0].startswith("assessing (scores: red alert 0, assessing 5.5, all-clear 0")
     assert "[Possible] gas leak" not in out  # one mark per match, the longest phrase
     assert "[Possible] [gas leak] at the plant, [not a drill][?]" in out
     assert 'red alert cue (leak, 2): "gas leak" at 9-17 — hedged by hedge' in out

@@ -6,8 +6,9 @@
    so "no danger" is an all-clear and not a negation followed by a cue, and an ignored phrase
    ("fire drill") hides the cue inside it. Topic words are looked up word by word, apart, so
    they never hide a cue.
-2. Modifiers act on what is in their scope, in a fixed order: negation cancels cues and
-   all-clears; history cancels cues; uncertainty turns red-alert cues into assessing ones; an
+2. Modifiers act on what is in their scope, in a fixed order: uncertainty disarms negations
+   ("can't tell if it's the controlled burn"); negation cancels cues, all-clears and hedges;
+   history cancels cues and hedges; uncertainty turns red-alert cues into assessing ones; an
    all-clear or stand-down cancels the cues it speaks about ("the evacuation order is lifted").
    Uncertainty modifiers are never cancelled by an all-clear: reassurance while people are still
    looking ("no impacts, still working to understand it") is not an all-clear.
@@ -53,6 +54,8 @@ COUNTED, NEGATED, HEDGED, HISTORICAL, IGNORED = (
     "ignored",
 )
 _CLEARS = (ModifierKind.ALL_CLEAR, ModifierKind.STAND_DOWN)
+_UNSURE = ModifierKind.UNCERTAINTY
+_AS_FOUND = frozenset({COUNTED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,11 +290,15 @@ def _scores(found: list[_Found], trust: float) -> tuple[float, float, float, boo
 # nothing. Columns: the kinds of modifier, the kinds of hit they act on, the effect, whether only
 # red-alert cues are touched (an assessing cue is already uncertain), and which effects they
 # override (an all-clear also cancels a hedged cue: "expected to stay at sea, no threat").
+# First, a hedge disarms a negation it speaks about ("can't tell if it's the controlled burn":
+# the burn is not a known drill); then a negation or a past event disarms a hedge as it does a
+# cue ("a drill: you may see smoke", "the 2014 epidemic taught us contact tracing").
 _Row = tuple[tuple[str, ...], frozenset[str], str, bool, frozenset[str]]
 _ACTS_ON: tuple[_Row, ...] = (
-    ((ModifierKind.NEGATION,), frozenset({CUE, *_CLEARS}), NEGATED, False, frozenset({COUNTED})),
-    ((ModifierKind.HISTORY,), frozenset({CUE}), HISTORICAL, False, frozenset({COUNTED})),
-    ((ModifierKind.UNCERTAINTY,), frozenset({CUE}), HEDGED, True, frozenset({COUNTED})),
+    ((_UNSURE,), frozenset({ModifierKind.NEGATION}), HEDGED, False, frozenset({COUNTED})),
+    ((ModifierKind.NEGATION,), frozenset({CUE, *_CLEARS, _UNSURE}), NEGATED, False, _AS_FOUND),
+    ((ModifierKind.HISTORY,), frozenset({CUE, _UNSURE}), HISTORICAL, False, _AS_FOUND),
+    ((_UNSURE,), frozenset({CUE}), HEDGED, True, _AS_FOUND),
     (_CLEARS, frozenset({CUE}), NEGATED, False, frozenset({COUNTED, HEDGED})),
 )
 

@@ -36,10 +36,11 @@ def describe(hit: Hit) -> str:
     else:
         label = hit.kind.replace("_", "-")
     what = f"{label} ({hit.rule}{weight})" if hit.kind != "ignore" else label
+    hedged = "counts as assessing" if hit.kind == "cue" else "does not act"
     fate = {
         "counted": "",
         "negated": f" — cancelled by {hit.by}",
-        "hedged": f" — hedged by {hit.by}: counts as assessing",
+        "hedged": f" — hedged by {hit.by}: {hedged}",
         "historical": f" — in the past ({hit.by})",
         "ignored": "",
     }[hit.effect]
