@@ -166,6 +166,27 @@ def test_a_question_hedges_its_own_sentence(engine):
     assert classify(engine, "Any news? A leak in Node 1.").severity is Severity.RED_ALERT
 
 
+def test_a_hedge_disarms_the_negation_it_speaks_about(engine):
+    # "not sure if it's a drill": the drill is itself in doubt, so the leak is not cancelled.
+    c = classify(engine, "Leak in Node 1, the crew say possible drill")
+    assert ("drill", "drill", "hedged") in fired(c)
+    assert ("leak", "Leak", "counted") in fired(c)
+    assert c.severity is Severity.RED_ALERT
+    # Out of the hedge's reach (another clause), the drill cancels everything.
+    c = classify(engine, "A possible leak. This is a drill")
+    assert c.severity is Severity.NO_DANGER
+
+
+def test_negation_and_history_cancel_a_weighted_hedge(engine):
+    assert classify(engine, "still assessing").severity is Severity.ASSESSING
+    c = classify(engine, "Drill: we are still assessing")
+    assert ("looking", "still assessing", "negated") in fired(c)
+    assert c.severity is Severity.NO_DANGER
+    c = classify(engine, "Last year still assessing")
+    assert ("looking", "still assessing", "historical") in fired(c)
+    assert c.severity is Severity.NO_DANGER
+
+
 def test_uncertainty_with_a_weight_counts_on_its_own(engine):
     c = classify(engine, "We're still assessing with Moscow")
     assert c.severity is Severity.ASSESSING

@@ -26,6 +26,7 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from services.classify.rules.guard import guard
 from services.classify.rules.schema import Direction, ModifierKind, RulesFile, Scope
 from shared.models import Classification, Hit, Post, utcnow
 from shared.severity import Severity
@@ -125,11 +126,13 @@ class _Pattern:
             if rule not in rules:
                 rules.append(rule)
         # A rule's regexes share one group: they are neighbours in the alternation, so the
-        # first that matches still wins, and a position costs one group per rule, not per regex.
+        # first that matches still wins, and a position costs one group per rule, not per regex;
+        # a guard skips the group at once where no match can start.
         if regexes := list(regexes):
             name = f"x{len(self.regex)}"
             self.regex[name] = rule
-            self._alternatives.append(f"(?P<{name}>{'|'.join(f'(?:{p})' for p in regexes)})")
+            joined = "|".join(f"(?:{p})" for p in regexes)
+            self._alternatives.append(f"{guard(joined)}(?P<{name}>{joined})")
 
     def compile(self) -> re.Pattern[str] | None:
         # At one position the first alternative that matches wins: regexes (more specific, in
@@ -343,17 +346,14 @@ def _classification(**values: object) -> Classification:
 
 
 def _hit(f: _Found, text: str) -> Hit:
-    # A copy of the rule's template hit: no validation (every value comes from a validated
-    # rules file and the post), and cheaper than building one field by field.
-    return f.rule.template.model_copy(
-        update={
-            "text": text[f.start : f.end],
-            "start": f.start,
-            "end": f.end,
-            "effect": f.effect,
-            "by": f.by,
-        }
-    )
+    # A copy of the rule's template hit with its own span: no validation (every value comes
+    # from a validated rules file and the post), and cheaper than model_copy(update=...).
+    hit = f.rule.template.__copy__()
+    fields = hit.__dict__
+    fields["text"] = text[f.start : f.end]
+    fields["start"], fields["end"] = f.start, f.end
+    fields["effect"], fields["by"] = f.effect, f.by
+    return hit
 
 
 # --- the trie ------------------------------------------------------------------------------------
