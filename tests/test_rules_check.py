@@ -48,6 +48,7 @@ def test_good_rules_load():
         (GOOD.replace("phrases: [leak]", "regex: ['(?P<x>a)']"), 5, "named groups"),
         (GOOD.replace("phrases: [leak]", "regex: ['a*']"), 5, "matches the empty string"),
         (GOOD.replace("weight: 2", "weight: -1"), 4, "greater than 0"),
+        (GOOD + "    needs_subject: true\n", 7, "needs_subject applies to uncertainty"),
     ],
 )
 def test_each_mistake_names_its_line_and_reason(broken, line, reason):

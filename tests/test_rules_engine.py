@@ -47,6 +47,12 @@ modifiers:
     weight: 0
     regex: ['\\?']
     scope: {direction: backward, until: sentence}
+  - id: rumour
+    kind: uncertainty
+    weight: 1
+    needs_subject: true
+    phrases: ["reports of", "might be"]
+    scope: {direction: forward, until: sentence}
   - id: reassurance
     kind: all_clear
     weight: 1.5
@@ -185,6 +191,18 @@ def test_negation_and_history_cancel_a_weighted_hedge(engine):
     c = classify(engine, "Last year still assessing")
     assert ("looking", "still assessing", "historical") in fired(c)
     assert c.severity is Severity.NO_DANGER
+
+
+def test_a_hedge_that_needs_a_subject_weighs_only_in_a_post_about_something(engine):
+    # A topic word is enough of a subject: the rules need no word for what might be wrong.
+    c = classify(engine, "The ISS might be tumbling")
+    assert c.severity is Severity.ASSESSING
+    assert c.scores["assessing"] == 1.0
+    assert classify(engine, "Reports of an alarm near Houston").scores["assessing"] == 2.0
+    # About nothing the rules know: the hedge is shown, with no weight.
+    c = classify(engine, "I might be late tomorrow")
+    assert c.severity is Severity.NO_DANGER
+    assert [(h.rule, h.weight) for h in c.hits] == [("rumour", 0.0)]
 
 
 def test_uncertainty_with_a_weight_counts_on_its_own(engine):

@@ -14,7 +14,8 @@
    looking ("no impacts, still working to understand it") is not an all-clear.
 3. Scores per severity decide: an all-clear (times the source's trust) stronger than the danger
    left wins; otherwise the highest severity whose score reaches its threshold; otherwise the
-   default.
+   default. A hedge that needs a subject weighs nothing in a post with no cue and no topic
+   ("might be late tomorrow").
 
 Pure and synchronous: no I/O, no clock except for the timestamp on the result.
 """
@@ -66,6 +67,9 @@ class _Rule:
     weight: float = 0.0
     severity: Severity | None = None
     scope: Scope | None = None
+    needs_subject: bool = (
+        False  # an uncertainty modifier that weighs only in a post about something
+    )
     # What every hit of this rule has in common; hits are copies of it with their own span.
     template: Hit = field(init=False, compare=False, repr=False)
 
@@ -91,6 +95,7 @@ class _Found:
     end: int
     effect: str = COUNTED
     by: str | None = None
+    weighs: bool = True  # False: a hedge in a post about nothing (no cue, no topic)
     # Where it is, for scopes (set by _locate when a modifier fired).
     first: int = 0  # word index of the first word
     last: int = 0  # word index of the last word
@@ -166,7 +171,9 @@ class Engine:
         for cue in rules.cues:
             main.add(_Rule(cue.id, CUE, cue.weight, cue.severity), cue.phrases, cue.regex)
         for mod in rules.modifiers:
-            rule = _Rule(mod.id, mod.kind.value, mod.weight, scope=mod.scope)
+            rule = _Rule(
+                mod.id, mod.kind.value, mod.weight, scope=mod.scope, needs_subject=mod.needs_subject
+            )
             main.add(rule, mod.phrases, mod.regex)
         self._main, self._main_re = main, main.compile()
         # Topic phrases by their first word: one dictionary lookup per word of a post.
@@ -201,6 +208,8 @@ class Engine:
                 rules_version=self.version,
             )
         _apply_modifiers(found)
+        if not topics and not any(f.rule.kind == CUE for f in found):
+            _without_subject(found)
         red, assessing, clear, stand_down = _scores(found, trust)
         th = self.rules.thresholds
         if red >= th.red_alert:
@@ -298,7 +307,7 @@ def _scores(found: list[_Found], trust: float) -> tuple[float, float, float, boo
                 red += w
             elif f.rule.severity is Severity.ASSESSING:
                 assessing += w
-        elif kind == ModifierKind.UNCERTAINTY:
+        elif kind == ModifierKind.UNCERTAINTY and f.weighs:
             assessing += w
         elif kind in _CLEARS:
             clear += w * trust
@@ -339,6 +348,14 @@ def _apply_modifiers(found: list[_Found]) -> None:
                     f.effect, f.by = effect, mod.rule.id
 
 
+def _without_subject(found: list[_Found]) -> None:
+    """A post with no cue and no topic is about nothing the rules know: hedges that need a
+    subject weigh nothing ("might be late tomorrow", "anyone know a good plumber?")."""
+    for f in found:
+        if f.rule.needs_subject:
+            f.weighs = False
+
+
 def _in_scope(mod: _Found, target: _Found, scope: Scope) -> bool:
     """`words: N`: the target starts within the N words next to the trigger, in its direction."""
     if target.first > mod.last:
@@ -372,6 +389,8 @@ def _hit(f: _Found, text: str) -> Hit:
     fields["text"] = text[f.start : f.end]
     fields["start"], fields["end"] = f.start, f.end
     fields["effect"], fields["by"] = f.effect, f.by
+    if not f.weighs:
+        fields["weight"] = 0.0
     return hit
 
 

@@ -117,7 +117,16 @@ class Modifier(Matcher):
     scope: Scope
     # uncertainty: added to the assessing score; all_clear/stand_down: to the all-clear score.
     weight: float = Field(default=1.0, ge=0, le=100)
+    # uncertainty: the weight counts only in a post about something (a cue or a topic word):
+    # "might be gunshots near the school", not "might be late tomorrow".
+    needs_subject: bool = False
     description: str | None = None
+
+    @model_validator(mode="after")
+    def _subject_for_hedges(self) -> "Modifier":
+        if self.needs_subject and self.kind is not ModifierKind.UNCERTAINTY:
+            raise ValueError("needs_subject applies to uncertainty modifiers only")
+        return self
 
     @model_validator(mode="before")
     @classmethod
