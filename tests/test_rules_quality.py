@@ -15,8 +15,13 @@ from tests.conftest import SEED
 
 DATA = Path(__file__).parent / "data"
 TUNE, HELDOUT = DATA / "tune.jsonl", DATA / "heldout.jsonl"
-# A second author's batch, split by line: odd lines tuned against, even lines never.
+# A second author's batch, split by line: odd lines tuned against first, even lines from the
+# third round on.
 FRESH_TUNE, FRESH_HELDOUT = DATA / "fresh-tune.jsonl", DATA / "fresh-heldout.jsonl"
+# A third author's batch, written before reading the rules: never tuned on, never looked at
+# post by post. The only held-out part left.
+BLIND = DATA / "blind.jsonl"
+PARTS = [TUNE, HELDOUT, FRESH_TUNE, FRESH_HELDOUT, BLIND]
 KINDS = {
     "space",
     "quake",
@@ -60,28 +65,31 @@ def test_the_seed_thread_reads_as_the_story(shipped):
     assert [i for i, c in by_id.items() if c.all_clear] == ["iss-11", "iss-12", "iss-13"]
 
 
-def test_the_held_out_part_reaches_the_target(shipped):
+def test_the_blind_batch_does_not_fall(shipped):
+    """NEVER TUNED ON: a floor 0.03 under the figure measured once after the third round
+    (0.854, from 0.783 before it), not a target to tune for. Only the totals are printed: a
+    change that needs to see these posts one by one belongs to a new batch."""
+    report = evaluate(shipped, read_labelled(BLIND))
+    assert report.macro_f1 >= 0.82, f"macro-F1 {report.macro_f1:.3f} on posts never tuned on"
+
+
+def test_the_first_held_out_part_reaches_the_target(shipped):
+    # Held out for two rounds, tuned on since the third (with the other three parts).
     report = evaluate(shipped, read_labelled(HELDOUT))
     assert report.macro_f1 >= 0.85, report.as_json()["misclassified"]
 
 
-def test_the_fresh_held_out_half_does_not_fall(shipped):
-    """A floor under the figure measured after tuning (0.813), not a target to tune for."""
-    report = evaluate(shipped, read_labelled(FRESH_HELDOUT))
-    assert report.macro_f1 >= 0.78, f"macro-F1 {report.macro_f1:.3f} on posts never tuned on"
-
-
-@pytest.mark.parametrize("path", [TUNE, FRESH_TUNE], ids=["tune", "fresh-tune"])
-def test_the_tuning_parts_stay_where_they_were_tuned(shipped, path):
-    report = evaluate(shipped, read_labelled(path))
-    assert report.macro_f1 >= 0.95, report.as_json()["misclassified"]
-
-
 @pytest.mark.parametrize(
-    "path",
-    [TUNE, HELDOUT, FRESH_TUNE, FRESH_HELDOUT],
-    ids=["tune", "heldout", "fresh-tune", "fresh-heldout"],
+    ("path", "floor"),
+    [(TUNE, 0.95), (FRESH_TUNE, 0.95), (HELDOUT, 0.95), (FRESH_HELDOUT, 0.90)],
+    ids=["tune", "fresh-tune", "heldout", "fresh-heldout"],
 )
+def test_the_tuning_parts_stay_where_they_were_tuned(shipped, path, floor):
+    report = evaluate(shipped, read_labelled(path))
+    assert report.macro_f1 >= floor, report.as_json()["misclassified"]
+
+
+@pytest.mark.parametrize("path", PARTS, ids=lambda p: p.stem)
 def test_each_part_covers_every_kind_severity_and_hard_case(path):
     data = rows(path)
     assert {r["kind"] for r in data} == KINDS
@@ -114,3 +122,13 @@ def test_the_fresh_batch_is_new_and_its_halves_are_disjoint():
     older = {r["text"] for r in rows(TUNE) + rows(HELDOUT)}
     assert not {r["text"] for r in fresh_tune} & {r["text"] for r in fresh_heldout}
     assert not {r["text"] for r in fresh} & older
+
+
+def test_the_blind_batch_is_new():
+    blind = rows(BLIND)
+    assert len(blind) >= 180
+    ids = [r["id"] for r in blind]
+    assert len(ids) == len(set(ids))
+    assert all(i.startswith("b-") for i in ids)
+    older = {r["text"] for path in PARTS if path != BLIND for r in rows(path)}
+    assert not {r["text"] for r in blind} & older
