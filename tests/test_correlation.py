@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 from services.classify.correlation import Policy, choose
 from services.classify.terms import merge_terms, salient_terms, similarity
-from shared.models import Classification, Incident, IncidentStatus, Post
+from shared.models import Classification, Hit, Incident, IncidentStatus, Post
 from shared.severity import Severity
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -29,8 +29,10 @@ def incident(text: str, *, topics=("wildfire",), status="open", idle_s=60, resol
 
 
 def post(text: str, severity="red_alert", topics=("wildfire",)) -> Classification:
+    alarm = Severity(severity) >= Severity.ASSESSING
+    cue = [Hit(rule="fire", kind="cue", text="fire", start=0, end=4)] if alarm else []
     return Classification(
-        post=Post(text=text, source="t"), severity=Severity(severity), topics=list(topics)
+        post=Post(text=text, source="t"), severity=Severity(severity), topics=list(topics), hits=cue
     )
 
 

@@ -22,6 +22,8 @@ T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 def c(
     severity: str, *, all_clear=False, stand_down=False, trust=1.0, text="x", topics=("iss",)
 ) -> Classification:
+    """A classification; at assessing or above it carries a danger cue, as the rules' would."""
+    alarm = Severity(severity) >= Severity.ASSESSING
     return Classification(
         post=Post(text=text, source="t"),
         severity=Severity(severity),
@@ -29,6 +31,7 @@ def c(
         stand_down=stand_down,
         trust=trust,
         topics=list(topics),
+        hits=[Hit(rule="leak", kind="cue", text="leak", start=0, end=4)] if alarm else [],
     )
 
 
@@ -46,11 +49,22 @@ def test_chatter_opens_nothing():
     assert incident is None
     assert events == []
     assert not opens_incident(c("no_danger"))
-    # Assessing, but about nothing: no topic, no danger cue (e.g. only "investigating").
-    assert not opens_incident(c("assessing", topics=()))
+    # Assessing from a hedge alone, about nothing: no topic, no danger cue ("investigating").
+    hedge_only = c("assessing", topics=())
+    hedge_only.hits = [Hit(rule="hedge", kind="uncertainty", text="still", start=0, end=5)]
+    assert not opens_incident(hedge_only)
+    negated = c("assessing", topics=())
+    negated.hits[0].effect = "negated"
+    assert not opens_incident(negated)
+    # About a topic ("ISS: still assessing with Moscow"), or with a cue, even hedged: it opens.
+    hedge_only.topics = ["iss"]
+    assert opens_incident(hedge_only)
     hedged_cue = c("assessing", topics=())
-    hedged_cue.hits = [Hit(rule="leak", kind="cue", text="leak", start=0, end=4, effect="hedged")]
-    assert opens_incident(hedged_cue)
+    hedged_cue.hits[0].effect = "hedged"
+    assert opens_incident(hedged_cue)  # "possible gas leak"
+    decided = c("red_alert", topics=())
+    decided.hits, decided.post.severity = [], Severity.RED_ALERT  # PagerDuty said so
+    assert opens_incident(decided)
 
 
 def test_red_alert_opens_at_once_and_assessing_does_not_lower_it():
