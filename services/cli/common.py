@@ -1,6 +1,7 @@
 """What CLI commands share: settings, logging, and an HTTP client for the API."""
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -68,3 +69,13 @@ def check(response: httpx.Response) -> Any:
             f"{response.status_code} {message}"
         )
     )
+
+
+def fetch(args: argparse.Namespace, path: str, params: dict[str, Any] | None = None) -> Any:
+    """GET from the API; with --json, print the answer as it is and return None."""
+    with api(args) as client:
+        answer = check(client.get(path, params=params))
+    if getattr(args, "json", False):
+        print(json.dumps(answer, indent=2))
+        return None
+    return answer

@@ -1,10 +1,9 @@
 """`redalert deadletter list|replay`: what could not be processed or delivered, and retrying it."""
 
 import argparse
-import json
 from typing import Any
 
-from services.cli.common import add_api_options, api, check
+from services.cli.common import add_api_options, api, check, fetch
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,10 +42,8 @@ def run_list(args: argparse.Namespace) -> int:
     params: dict[str, Any] = {"limit": args.limit}
     if args.stream:
         params["stream"] = args.stream
-    with api(args) as client:
-        letters = check(client.get("/v1/deadletter", params=params))
-    if args.json:
-        print(json.dumps(letters, indent=2))
+    letters = fetch(args, "/v1/deadletter", params)
+    if letters is None:
         return 0
     for letter in letters:
         print(describe(letter))

@@ -2,9 +2,8 @@
 
 import argparse
 import getpass
-import json
 
-from services.cli.common import add_api_options, api, check
+from services.cli.common import add_api_options, api, check, fetch
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,10 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    with api(args) as client:
-        incidents = check(client.get("/v1/incidents", params={"limit": args.limit}))
-    if args.json:
-        print(json.dumps(incidents, indent=2))
+    incidents = fetch(args, "/v1/incidents", {"limit": args.limit})
+    if incidents is None:
         return 0
     for i in incidents:
         print(
@@ -51,10 +48,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    with api(args) as client:
-        detail = check(client.get(f"/v1/incidents/{args.incident_id}"))
-    if args.json:
-        print(json.dumps(detail, indent=2))
+    detail = fetch(args, f"/v1/incidents/{args.incident_id}")
+    if detail is None:
         return 0
     i = detail["incident"]
     print(f"{i['id']}: {i['title']}")

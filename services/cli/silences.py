@@ -1,10 +1,9 @@
 """`redalert silences add|list|expire`: hold matching alerts back for a while, through the API."""
 
 import argparse
-import json
 from typing import Any
 
-from services.cli.common import add_api_options, api, check, fail
+from services.cli.common import add_api_options, api, check, fail, fetch
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,11 +64,7 @@ def run_add(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     params = {"state": args.state} if args.state else {}
-    with api(args) as client:
-        silences = check(client.get("/v1/silences", params=params))
-    if args.json:
-        print(json.dumps(silences, indent=2))
-    for s in [] if args.json else silences:
+    for s in fetch(args, "/v1/silences", params) or []:
         print(describe(s))
     return 0
 

@@ -1,10 +1,9 @@
 """`redalert sources add|list|rm|poll-once`: the feeds, timelines and webhooks ingest reads."""
 
 import argparse
-import json
 from typing import Any
 
-from services.cli.common import add_api_options, api, check
+from services.cli.common import add_api_options, api, check, fetch
 
 POLLED = ("rss", "mastodon")
 
@@ -62,10 +61,8 @@ def run_add(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    with api(args) as client:
-        sources = check(client.get("/v1/sources"))
-    if args.json:
-        print(json.dumps(sources, indent=2))
+    sources = fetch(args, "/v1/sources")
+    if sources is None:
         return 0
     if not sources:
         print("no sources")

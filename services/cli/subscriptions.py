@@ -1,14 +1,13 @@
 """`redalert subscriptions add|list|rm|test|apply`: who hears about what, through the API."""
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from services.cli.common import add_api_options, api, check, fail
+from services.cli.common import add_api_options, api, check, fail, fetch
 from shared.subscriptions import SubscriptionsFile
 from shared.yamlfile import ConfigError, load_file
 
@@ -128,10 +127,8 @@ def filters(s: dict[str, Any]) -> str:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    with api(args) as client:
-        subs = check(client.get("/v1/subscriptions"))
-    if args.json:
-        print(json.dumps(subs, indent=2))
+    subs = fetch(args, "/v1/subscriptions")
+    if subs is None:
         return 0
     if not subs:
         print("no subscriptions", file=sys.stderr)
