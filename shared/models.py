@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from shared.labels import Labels
 from shared.severity import Severity
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
@@ -53,6 +54,8 @@ class Post(Model):
     severity: Severity | None = None
     # Set by sources with their own identity for an event (a dedup key, a fingerprint).
     incident_key: str | None = Field(default=None, max_length=200)
+    # What the post is about, as name -> value (`team=db`): matchers route and silence by them.
+    labels: Labels = Field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -119,6 +122,8 @@ class Incident(Model):
     severity_trust: float = 1.0
     # Salient words of its posts: a post without a thread joins when its wording is similar.
     terms: list[str] = Field(default_factory=list)
+    # The union of its posts' labels; a label's first value stays (shared/labels.union).
+    labels: Labels = Field(default_factory=dict)
     version: int = 0
 
     @property

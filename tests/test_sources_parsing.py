@@ -410,3 +410,14 @@ def test_retry_after_as_seconds_or_http_date():
     assert parse_retry_after("Mon, 09 Oct 2023 20:00:00 GMT", now) == 0
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
+
+
+def test_a_mastodon_post_carries_its_account_and_tags_as_labels():
+    post = mastodon.status_to_post(
+        status("9", HARWOOD, "<p>Leak on the ISS</p>", tags=("ISS", "space", "iss")), "s", "9"
+    )
+    assert post is not None
+    assert post.labels == {"account": HARWOOD["acct"], "tags": "iss,space"}
+    untagged = mastodon.status_to_post(status("10", HARWOOD, "<p>x</p>", tags=()), "s", "10")
+    assert untagged is not None
+    assert untagged.labels == {"account": HARWOOD["acct"]}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from services.classify.terms import merge_terms, salient_terms
+from shared.labels import union
 from shared.models import (
     Classification,
     CommandAction,
@@ -72,6 +73,7 @@ def apply_post(
             post_count=1,
             severity_trust=c.trust,
             terms=merge_terms([], salient_terms(post.text)),
+            labels=dict(post.labels),
             version=1,
         )
         return Transition(
@@ -88,6 +90,7 @@ def apply_post(
     nxt.terms = merge_terms(nxt.terms, salient_terms(post.text))
     if post.source not in nxt.sources:
         nxt.sources.append(post.source)
+    nxt.labels = union(nxt.labels, post.labels)
     nxt.version += 1
 
     kind, reason = _post_effect(incident, c)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 
 from services.ingest.context import Context, ctx, require_token
 from services.ingest.errors import field_errors, unprocessable
+from shared.labels import Labels
 from shared.models import Post
 
 MAX_POSTS = 1_000
@@ -29,6 +30,7 @@ class PostIn(BaseModel):
     thread_id: str | None = Field(default=None, max_length=200)
     in_reply_to: str | None = Field(default=None, max_length=200)
     published_at: datetime | None = None
+    labels: Labels = Field(default_factory=dict)
 
     def to_post(self) -> Post:
         return Post(**self.model_dump(exclude_none=True))

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from services.ingest.context import Context, ctx, require_token
 from services.ingest.errors import Invalid
 from shared import signing
+from shared.labels import clean as clean_labels
 from shared.models import CommandAction, IncidentCommand, Post
 from shared.severity import Severity
 
@@ -67,6 +68,23 @@ class PagerDutyPayload(BaseModel):
     severity: Literal["critical", "error", "warning", "info"]
     source: str = Field(min_length=1, max_length=255)
     timestamp: datetime | None = None
+    component: str | None = None
+    group: str | None = None
+    # `class` is a Python keyword: the field keeps PagerDuty's name on the wire.
+    class_: str | None = Field(default=None, alias="class")
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """PagerDuty's routing fields as labels, named as PagerDuty names them."""
+        return clean_labels(
+            {
+                "source": self.source,
+                "component": self.component,
+                "group": self.group,
+                "class": self.class_,
+                "severity": self.severity,
+            }
+        )
 
 
 class PagerDutyEvent(BaseModel):
@@ -104,6 +122,7 @@ async def pagerduty(request: Request, c: Context = Depends(ctx)) -> Any:
             published_at=payload.timestamp,
             severity=PAGERDUTY_SEVERITY[payload.severity],
             incident_key=dedup_key,
+            labels=payload.labels,
         )
         await c.publisher.posts([post])
     else:
@@ -179,6 +198,7 @@ async def alertmanager(request: Request, c: Context = Depends(ctx)) -> Any:
                     published_at=alert.startsAt,
                     severity=alert.severity,
                     incident_key=alert.fingerprint,
+                    labels=clean_labels(alert.labels),
                 )
             )
         elif await c.redis.get(c.keys.applied(f"alertmanager:{post_id}")) == b"-":

@@ -22,6 +22,7 @@ from services.ingest.sources.base import Cursor, Page, SourceError
 from services.ingest.sources.fetch import Http
 from services.ingest.sources.spec import Source
 from services.ingest.sources.text import clip, html_to_text
+from shared.labels import clean as clean_labels
 from shared.models import Post
 
 log = logging.getLogger("redalert.sources")
@@ -90,6 +91,18 @@ def status_to_post(status: Mapping[str, Any], source: str, thread_id: str) -> Po
         thread_id=thread_id,
         in_reply_to=_str(status.get("in_reply_to_id")),
         published_at=status.get("created_at"),
+        labels=status_labels(status),
+    )
+
+
+def status_labels(status: Mapping[str, Any]) -> dict[str, str]:
+    """`account` (user@domain as the server shows it) and `tags` (lowercase, sorted,
+    comma-separated: match one with `tags=~"(.*,)?iss(,.*)?"`)."""
+    account = status.get("account") or {}
+    tags = status.get("tags") or []
+    names = sorted({str(t.get("name", "")).lower() for t in tags if isinstance(t, dict)} - {""})
+    return clean_labels(
+        {"account": account.get("acct") or account.get("username"), "tags": ",".join(names)}
     )
 
 
