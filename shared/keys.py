@@ -37,6 +37,11 @@ class Keys:
         """Set while a post (source:id) is remembered, so it is published once."""
         return f"{self.namespace}:seen:{post_key}"
 
+    def alert_group(self, group_key: str) -> str:
+        """Set: fingerprints of the Alertmanager alerts still firing in a group (group_by);
+        the group's incident resolves when the last one does."""
+        return f"{self.namespace}:alertmanager:group:{group_key}"
+
     # --- sources (polled by ingest) -------------------------------------------------------------
     @property
     def sources(self) -> str:

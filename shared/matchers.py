@@ -67,6 +67,30 @@ def first_mismatch(matchers: Iterable[Matcher], labels: Mapping[str, str]) -> Ma
     return next((m for m in matchers if not m.matches(labels)), None)
 
 
+@dataclass(frozen=True)
+class MatcherSet:
+    """A parsed list of matchers: all must match."""
+
+    matchers: tuple[Matcher, ...]
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return matches(self.matchers, labels)
+
+    def first_mismatch(self, labels: Mapping[str, str]) -> Matcher | None:
+        return first_mismatch(self.matchers, labels)
+
+
+def compiled(items: Iterable[str]) -> MatcherSet:
+    """Stored (already validated) matcher strings, parsed once and cached: notify matches every
+    event against every subscription."""
+    return _compiled(tuple(items))
+
+
+@lru_cache(maxsize=4_096)
+def _compiled(items: tuple[str, ...]) -> MatcherSet:
+    return MatcherSet(tuple(parse(i) for i in items))
+
+
 @lru_cache(maxsize=4_096)
 def _compile(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)

@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from shared.labels import Labels
+from shared.matchers import MatcherList
 from shared.severity import Severity
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
@@ -56,6 +57,10 @@ class Post(Model):
     incident_key: str | None = Field(default=None, max_length=200)
     # What the post is about, as name -> value (`team=db`): matchers route and silence by them.
     labels: Labels = Field(default_factory=dict)
+    # What a source could not make sense of (an unknown severity label): shown on the incident.
+    warnings: list[Annotated[str, StringConstraints(max_length=500)]] = Field(
+        default_factory=list, max_length=10
+    )
 
     @property
     def key(self) -> str:
@@ -104,6 +109,9 @@ class IncidentStatus(StrEnum):
     RESOLVED = "resolved"
 
 
+MAX_WARNINGS = 20
+
+
 class Incident(Model):
     id: str
     title: str
@@ -124,6 +132,8 @@ class Incident(Model):
     terms: list[str] = Field(default_factory=list)
     # The union of its posts' labels; a label's first value stays (shared/labels.union).
     labels: Labels = Field(default_factory=dict)
+    # Its posts' warnings (shared.models.Post.warnings), each once, the first MAX_WARNINGS.
+    warnings: list[str] = Field(default_factory=list)
     version: int = 0
 
     @property
@@ -299,6 +309,7 @@ class SubscriptionFields(Model):
     min_severity: Severity = Severity.ASSESSING
     topics: list[str] = Field(default_factory=list)  # empty: every topic
     sources: list[str] = Field(default_factory=list)  # empty: every source
+    matchers: MatcherList = Field(default_factory=list)  # on the incident's labels; empty: all
     send_resolved: bool = True
     quiet_hours: QuietHours | None = None
     repeat_interval: Seconds | None = None  # re-notify an unacknowledged red alert this often

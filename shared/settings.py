@@ -12,6 +12,31 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.labels import check_name
+from shared.severity import Severity
+
+
+def _listed(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def severity_table(value: str) -> dict[str, Severity]:
+    """`crit=red_alert, p3=assessing` -> {"crit": RED_ALERT, "p3": ASSESSING} (keys lowercased)."""
+    table: dict[str, Severity] = {}
+    for pair in _listed(value):
+        label, eq, severity = pair.partition("=")
+        try:
+            table[label.strip().lower()] = Severity(severity.strip())
+        except ValueError:
+            raise ValueError(
+                f"{pair!r}: write label=severity, severity one of "
+                f"{', '.join(s.value for s in Severity)}"
+            ) from None
+        if not eq or not label.strip():
+            raise ValueError(f"{pair!r}: write label=severity")
+    return table
+
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -114,6 +139,16 @@ class Settings(BaseSettings):
     alertmanager_secret: SecretStr | None = Field(
         default=None, description="When set, /v1/webhooks/alertmanager requires an HMAC signature."
     )
+    alertmanager_group_by: str = Field(
+        default="",
+        description="Label names (comma-separated) whose values group Alertmanager alerts into "
+        "one incident; empty: each alert (fingerprint) is its own.",
+    )
+    alertmanager_severities: str = Field(
+        default="",
+        description="More `severity` label values, as `crit=red_alert,p3=assessing`; a value "
+        "in neither this nor the built-in table is assessing, with a warning on the incident.",
+    )
 
     # Delivery.
     send_timeout_s: float = Field(default=15.0, gt=0)
@@ -160,6 +195,28 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # Compose passes `${VAR:-}` as an empty string: that means "not set", not "empty token".
         return None if value == "" else value
+
+    @field_validator("alertmanager_group_by")
+    @classmethod
+    def _label_names(cls, value: str) -> str:
+        for name in _listed(value):
+            if (why := check_name(name)) is not None:
+                raise ValueError(why)
+        return value
+
+    @field_validator("alertmanager_severities")
+    @classmethod
+    def _severity_table(cls, value: str) -> str:
+        severity_table(value)
+        return value
+
+    @property
+    def alertmanager_group_labels(self) -> list[str]:
+        return _listed(self.alertmanager_group_by)
+
+    @property
+    def alertmanager_severity_table(self) -> dict[str, Severity]:
+        return severity_table(self.alertmanager_severities)
 
     @model_validator(mode="after")
     def _public_url_follows_the_port(self) -> "Settings":

@@ -1,7 +1,10 @@
 """Silences: an operator's "not now" for matching alerts, from a start to an end.
 
 A silence matches an (incident, subscription) pair when every matcher it has matches: a topic of
-the incident, a source of the incident, the incident's id, the subscription's id or name. While
+the incident, a source of the incident, the incident's id, the subscription's id or name, and
+label matchers in Alertmanager's syntax (`service=~"api|web"`) on the incident's labels.
+`"matchers": ['service=~"api|web"']` (a list or one `{…}` string) is short for
+`"matchers": {"labels": [...]}`. While
 active it holds back firing notifications; resolved ones still go out when the subscription asks
 for them. When it ends (or is expired early) while the incident still fires, the subscriber is
 told — notify's scheduler wakes the pairs it held (see services/notify/pipeline.py).
@@ -10,11 +13,12 @@ told — notify's scheduler wakes the pairs it held (see services/notify/pipelin
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from redis.asyncio import Redis
 
 from shared import due
 from shared.keys import Keys
+from shared.matchers import MatcherList, compiled
 from shared.models import Incident, Model, Seconds, Subscription, new_id, utcnow
 
 EXPIRED_KEPT = timedelta(days=7)  # expired silences stay listed this long, then go
@@ -33,22 +37,31 @@ class Matchers(BaseModel):
     source: str | None = Field(default=None, min_length=1, max_length=200)
     incident_id: str | None = Field(default=None, min_length=1, max_length=200)
     subscription: str | None = Field(default=None, min_length=1, max_length=200)  # id or name
+    labels: MatcherList = Field(default_factory=list)  # on the incident's labels
 
     @model_validator(mode="after")
     def _not_empty(self) -> "Matchers":
-        if not any((self.topic, self.source, self.incident_id, self.subscription)):
-            raise ValueError("give at least one of topic, source, incident_id, subscription")
+        if not any((self.topic, self.source, self.incident_id, self.subscription, self.labels)):
+            raise ValueError(
+                "give at least one of topic, source, incident_id, subscription, labels"
+            )
         return self
 
     def match(self, incident: Incident, sub: Subscription) -> bool:
         return (
-            (self.topic is None or self.topic.lower() in (t.lower() for t in incident.topics))
+            compiled(self.labels).matches(incident.labels)
+            and (self.topic is None or self.topic.lower() in (t.lower() for t in incident.topics))
             and (
                 self.source is None or self.source.lower() in (s.lower() for s in incident.sources)
             )
             and (self.incident_id is None or self.incident_id == incident.id)
             and (self.subscription is None or self.subscription in (sub.id, sub.name))
         )
+
+
+def _label_matchers_alone(value: object) -> object:
+    """A list of matchers (or one `{…}` string) is the Alertmanager way to write a silence."""
+    return {"labels": value} if isinstance(value, list | str) else value
 
 
 class Silence(Model):
@@ -83,6 +96,11 @@ class SilenceSpec(BaseModel):
     duration: Seconds | None = None  # instead of ends_at: "2h"
     author: str = Field(min_length=1, max_length=200)
     comment: str = Field(default="", max_length=2_000)
+
+    @field_validator("matchers", mode="before")
+    @classmethod
+    def _labels_alone(cls, value: object) -> object:
+        return _label_matchers_alone(value)
 
     @model_validator(mode="after")
     def _when(self) -> "SilenceSpec":

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from services.classify.terms import merge_terms, salient_terms
 from shared.labels import union
 from shared.models import (
+    MAX_WARNINGS,
     Classification,
     CommandAction,
     EventKind,
@@ -74,6 +75,7 @@ def apply_post(
             severity_trust=c.trust,
             terms=merge_terms([], salient_terms(post.text)),
             labels=dict(post.labels),
+            warnings=list(dict.fromkeys(post.warnings))[:MAX_WARNINGS],
             version=1,
         )
         return Transition(
@@ -91,6 +93,7 @@ def apply_post(
     if post.source not in nxt.sources:
         nxt.sources.append(post.source)
     nxt.labels = union(nxt.labels, post.labels)
+    nxt.warnings = list(dict.fromkeys(nxt.warnings + post.warnings))[:MAX_WARNINGS]
     nxt.version += 1
 
     kind, reason = _post_effect(incident, c)

@@ -54,6 +54,10 @@ def run_show(args: argparse.Namespace) -> int:
     i = detail["incident"]
     print(f"{i['id']}: {i['title']}")
     print(f"  {i['status']}, {i['severity']} (peak {i['peak_severity']}), {i['post_count']} posts")
+    if i.get("labels"):
+        print("  labels: " + ", ".join(f"{k}={v}" for k, v in i["labels"].items()))
+    for warning in i.get("warnings") or []:
+        print(f"  warning: {warning}")
     print("timeline:")
     for t in detail["timeline"]:
         print(f"  {t['at'][:19]}  {t['kind']:<13} {t['severity']:<10} {t['reason']}")

@@ -15,6 +15,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--source")
     add.add_argument("--incident", dest="incident_id")
     add.add_argument("--subscription", help="a subscription's id or name")
+    add.add_argument(
+        "--match",
+        action="append",
+        default=[],
+        dest="labels",
+        metavar="MATCHER",
+        help="a label matcher, e.g. 'service=~\"api|web\"' (repeatable; all must match)",
+    )
     when = add.add_mutually_exclusive_group(required=True)
     when.add_argument("--duration", help="how long, e.g. 2h")
     when.add_argument("--until", dest="ends_at", help="ISO 8601 time with a zone")
@@ -38,7 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def describe(s: dict[str, Any]) -> str:
-    matchers = " ".join(f"{k}={v}" for k, v in s["matchers"].items() if v)
+    matchers = " ".join(
+        " ".join(v) if k == "labels" else f"{k}={v}" for k, v in s["matchers"].items() if v
+    )
     return (
         f"{s['id']}  {s['state']:<7}  {matchers}  {s['starts_at']} → {s['ends_at']}  "
         f"by {s['author']}{': ' + s['comment'] if s.get('comment') else ''}"
@@ -48,11 +58,11 @@ def describe(s: dict[str, Any]) -> str:
 def run_add(args: argparse.Namespace) -> int:
     matchers = {
         k: getattr(args, k)
-        for k in ("topic", "source", "incident_id", "subscription")
+        for k in ("topic", "source", "incident_id", "subscription", "labels")
         if getattr(args, k)
     }
     if not matchers:
-        return fail("give at least one of --topic, --source, --incident, --subscription")
+        return fail("give at least one of --topic, --source, --incident, --subscription, --match")
     body: dict[str, Any] = {"matchers": matchers, "author": args.author, "comment": args.comment}
     for name in ("duration", "ends_at", "starts_at"):
         if getattr(args, name):

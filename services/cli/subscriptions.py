@@ -30,6 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add.add_argument("--topic", action="append", dest="topics", help="only these topics")
     add.add_argument("--source", action="append", dest="sources", help="only these sources")
+    add.add_argument(
+        "--match",
+        action="append",
+        dest="matchers",
+        metavar="MATCHER",
+        help="only incidents whose labels match, e.g. 'team=\"db\"' (repeatable; all must)",
+    )
     add.add_argument("--no-resolved", action="store_true", help="not told when it stops firing")
     add.add_argument("--repeat", help="remind of an unacknowledged red alert every (e.g. 30m)")
     add.add_argument("--rate-limit", help="at most N messages per window, e.g. 5/10m")
@@ -72,6 +79,7 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "min_severity": args.min_severity,
         "topics": args.topics,
         "sources": args.sources,
+        "matchers": args.matchers,
         "repeat_interval": args.repeat,
         "format": args.format,
     }
@@ -116,6 +124,7 @@ def filters(s: dict[str, Any]) -> str:
     parts = [f"≥ {s['min_severity']}"]
     parts += [f"topics {','.join(s['topics'])}"] if s.get("topics") else []
     parts += [f"sources {','.join(s['sources'])}"] if s.get("sources") else []
+    parts += [" ".join(s["matchers"])] if s.get("matchers") else []
     if s.get("quiet_hours"):
         q = s["quiet_hours"]
         parts.append(f"quiet {' '.join(q['ranges'])} {q['timezone']}")

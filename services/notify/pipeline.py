@@ -29,6 +29,7 @@ from services.notify.firing import (
 from services.notify.quiet_hours import quiet_until
 from services.notify.render import Links, Notification, links, render
 from shared.due import from_score, score
+from shared.matchers import compiled
 from shared.models import Incident, IncidentEvent, RateLimit, Subscription
 from shared.severity import Severity
 from shared.silences import Silence, silencing
@@ -98,6 +99,8 @@ def match(c: Candidate, env: Env) -> str | None:
         return "not one of its topics"
     if sub.sources and not set(sub.sources) & {s.lower() for s in incident.sources}:
         return "not one of its sources"
+    if sub.matchers and (miss := compiled(sub.matchers).first_mismatch(incident.labels)):
+        return f"labels: {miss} does not match"
     if sub.webhook is not None:
         if c.trigger is not Trigger.EVENT:
             return "webhooks get events only"

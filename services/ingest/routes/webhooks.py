@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from services.ingest import alertmanager as am
 from services.ingest.context import Context, ctx, require_token
 from services.ingest.errors import Invalid
 from shared import signing
@@ -141,12 +142,6 @@ async def pagerduty(request: Request, c: Context = Depends(ctx)) -> Any:
 
 # --- Alertmanager --------------------------------------------------------------------------------
 
-ALERTMANAGER_SEVERITY = {
-    **dict.fromkeys(["critical", "page", "emergency", "error", "high"], Severity.RED_ALERT),
-    **dict.fromkeys(["warning", "warn", "medium"], Severity.ASSESSING),
-    **dict.fromkeys(["info", "informational", "low", "none", "ok"], Severity.NO_DANGER),
-}
-
 
 class Alert(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -157,11 +152,6 @@ class Alert(BaseModel):
     startsAt: datetime
     generatorURL: str | None = None
     fingerprint: str = Field(min_length=1, max_length=200)
-
-    @property
-    def severity(self) -> Severity:
-        label = self.labels.get("severity", "").lower()
-        return ALERTMANAGER_SEVERITY.get(label, Severity.ASSESSING)
 
     @property
     def text(self) -> str:
@@ -183,11 +173,18 @@ class AlertmanagerWebhook(BaseModel):
 @router.post("/v1/webhooks/alertmanager", status_code=202)
 async def alertmanager(request: Request, c: Context = Depends(ctx)) -> Any:
     hook = await _authenticated(request, c.settings.alertmanager_secret, AlertmanagerWebhook)
+    group_by = c.settings.alertmanager_group_labels
+    table = c.settings.alertmanager_severity_table
+    groups = AlertGroups(c) if group_by else None
     posts, commands, skipped = [], [], 0
     for alert in hook.alerts:
         # Alertmanager repeats a firing alert every repeat_interval: one alert, one post.
         post_id = f"{alert.fingerprint}:{alert.startsAt.isoformat()}"
+        key = am.group_key(alert.labels, alert.fingerprint, group_by)
         if alert.status == "firing":
+            severity, warning = am.severity(alert.labels, table)
+            if groups is not None:
+                await groups.firing(key, alert.fingerprint)
             posts.append(
                 Post(
                     id=post_id,
@@ -196,23 +193,28 @@ async def alertmanager(request: Request, c: Context = Depends(ctx)) -> Any:
                     author=alert.labels.get("job") or hook.receiver or None,
                     url=alert.generatorURL,
                     published_at=alert.startsAt,
-                    severity=alert.severity,
-                    incident_key=alert.fingerprint,
+                    severity=severity,
+                    incident_key=key,
                     labels=clean_labels(alert.labels),
+                    warnings=[warning] if warning else [],
                 )
             )
-        elif await c.redis.get(c.keys.applied(f"alertmanager:{post_id}")) == b"-":
-            skipped += 1  # it fired below any incident (e.g. severity info): nothing to resolve
-        else:
-            commands.append(
-                IncidentCommand(
-                    source="alertmanager",
-                    incident_key=alert.fingerprint,
-                    action=CommandAction.RESOLVE,
-                    actor="alertmanager",
-                    via="alertmanager",
-                )
+            continue
+        others_firing = groups is not None and await groups.resolved(key, alert.fingerprint)
+        if others_firing or await c.redis.get(c.keys.applied(f"alertmanager:{post_id}")) == b"-":
+            # It fired below any incident (e.g. severity info): nothing to resolve; or other
+            # alerts of its group still fire: the group's incident stays open.
+            skipped += 1
+            continue
+        commands.append(
+            IncidentCommand(
+                source="alertmanager",
+                incident_key=key,
+                action=CommandAction.RESOLVE,
+                actor="alertmanager",
+                via="alertmanager",
             )
+        )
     accepted, duplicates = await c.publisher.posts(posts)
     for cmd in commands:
         await c.publisher.command(cmd)
@@ -222,3 +224,25 @@ async def alertmanager(request: Request, c: Context = Depends(ctx)) -> Any:
         "resolved": len(commands),
         "skipped": skipped,
     }
+
+
+class AlertGroups:
+    """Which alerts of each group (REDALERT_ALERTMANAGER_GROUP_BY) still fire, in Redis, so the
+    group's incident resolves with its last alert, whichever ingest replica hears of it."""
+
+    def __init__(self, c: Context) -> None:
+        self.redis, self.keys, self.ttl = c.redis, c.keys, c.settings.dedup_ttl_s
+
+    async def firing(self, key: str, fingerprint: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(self.keys.alert_group(key), fingerprint)
+            pipe.expire(self.keys.alert_group(key), self.ttl)  # a group nobody resolves ends
+            await pipe.execute()
+
+    async def resolved(self, key: str, fingerprint: str) -> bool:
+        """Forget the alert; True when others of its group still fire."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.srem(self.keys.alert_group(key), fingerprint)
+            pipe.scard(self.keys.alert_group(key))
+            _, left = await pipe.execute()
+        return bool(left)
