@@ -42,6 +42,17 @@ class Keys:
         the group's incident resolves when the last one does."""
         return f"{self.namespace}:alertmanager:group:{group_key}"
 
+    # --- people, schedules, escalation (written by ingest's API) --------------------------------
+    @property
+    def people(self) -> str:
+        """Hash: person name -> Person JSON (contacts are apprise URLs: never returned raw)."""
+        return f"{self.namespace}:people"
+
+    @property
+    def schedules(self) -> str:
+        """Hash: schedule name -> Schedule JSON."""
+        return f"{self.namespace}:schedules"
+
     # --- sources (polled by ingest) -------------------------------------------------------------
     @property
     def sources(self) -> str:

@@ -8,6 +8,7 @@ import httpx
 from services.cli import (
     deadletter,
     incidents,
+    oncall,
     replay,
     rules,
     serve,
@@ -28,6 +29,7 @@ COMMANDS = [
     deadletter,
     sources,
     rules,
+    oncall,
 ]
 
 

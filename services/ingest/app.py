@@ -15,6 +15,7 @@ from services.ingest.routes import (
     incidents,
     links,
     metrics,
+    oncall,
     posts,
     rules,
     silences,
@@ -60,7 +61,7 @@ def create_app(
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
     routers = (posts, sources, subscriptions, silences, incidents, links, webhooks, rules)
-    routers += (deadletter, health, metrics)
+    routers += (oncall, deadletter, health, metrics)
     for module in routers:
         app.include_router(module.router)
     return app
