@@ -106,6 +106,7 @@ class Runtime:
         self._stop.set()
         if self._server is not None:
             self._server.should_exit = True
+            self._server.config.app.state.closing.set()  # open event streams end now
         if self.consumers:
             await self.broker.stop()
         if self._tasks:

@@ -218,6 +218,17 @@ class Keys:
         """Set of due-item members held back by a silence, woken early if it is expired."""
         return f"{self.namespace}:silence:{silence_id}:held"
 
+    # --- corrections (operators' labels on posts) --------------------------------------------
+    @property
+    def corrections(self) -> str:
+        """Hash: post key (source:id) -> the operator's correction of its severity (JSON)."""
+        return f"{self.namespace}:corrections"
+
+    # --- console ------------------------------------------------------------------------------
+    def console_session(self, session_id: str) -> str:
+        """A signed-in console session: who, their role, the CSRF token (JSON, with a TTL)."""
+        return f"{self.namespace}:console:session:{session_id}"
+
     # --- dead letters -------------------------------------------------------------------------
     @property
     def deadletter_replayed(self) -> str:

@@ -6,6 +6,7 @@ import sys
 import httpx
 
 from services.cli import (
+    corrections,
     deadletter,
     incidents,
     oncall,
@@ -30,6 +31,7 @@ COMMANDS = [
     sources,
     rules,
     oncall,
+    corrections,
 ]
 
 

@@ -1,4 +1,4 @@
-"""`redalert rules check|test|eval|backtest`: tune severity rules before they go live."""
+"""`redalert rules check|test|eval|backtest|suggest`: tune severity rules before they go live."""
 
 import argparse
 import asyncio
@@ -9,12 +9,21 @@ from pathlib import Path
 
 from services.classify.rules import ConfigError, Engine, compile_rules, load_rules, read_rules_file
 from services.classify.rules.backtest import Backtest, backtest
-from services.classify.rules.evaluate import SEVERITIES, Report, evaluate, read_labelled
+from services.classify.rules.evaluate import (
+    SEVERITIES,
+    Labelled,
+    Report,
+    as_labelled,
+    evaluate,
+    read_labelled,
+)
 from services.classify.rules.explain import brackets, describe, highlight, verdict
 from services.classify.rules.lint import lint
+from services.classify.rules.suggest import TRIED, suggest
 from services.cli.common import settings
 from shared import keys
 from shared.codec import DecodeError, decode
+from shared.corrections import iter_corrections
 from shared.models import Classification, Hit, Post
 from shared.redis import redis_client
 from shared.severity import Severity
@@ -38,7 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=run_test)
 
     e = rules.add_parser("eval", help="precision, recall and F1 against labelled posts")
-    e.add_argument("files", type=Path, nargs="+", metavar="LABELLED.jsonl")
+    e.add_argument("files", type=Path, nargs="*", metavar="LABELLED.jsonl")
+    e.add_argument(
+        "--feedback", action="store_true", help="also count operators' corrections (from Redis)"
+    )
     e.add_argument("--rules", type=Path, help="default: $REDALERT_RULES_FILE")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--show", type=int, default=50, help="misclassified posts to list (50)")
@@ -50,6 +62,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--examples", type=int, default=3, help="examples per change (3)")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.set_defaults(func=run_backtest)
+
+    s = rules.add_parser("suggest", help="phrase cues mined from posts the rules get wrong")
+    s.add_argument("files", type=Path, nargs="*", metavar="LABELLED.jsonl", help="posts to mine")
+    s.add_argument("--feedback", action="store_true", help="mine operators' corrections too")
+    s.add_argument(
+        "--against",
+        type=Path,
+        nargs="*",
+        default=[],
+        metavar="LABELLED.jsonl",
+        help="more labelled sets to measure each proposal on",
+    )
+    s.add_argument("--rules", type=Path, help="default: $REDALERT_RULES_FILE")
+    s.add_argument("--limit", type=int, default=10, help="proposals to show (10)")
+    s.add_argument("--tried", type=int, default=TRIED, help=f"best candidates to measure ({TRIED})")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(func=run_suggest)
 
 
 def _path(arg: Path | None) -> Path:
@@ -134,6 +163,9 @@ def run_test(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    if not args.files and not args.feedback:
+        print("rules eval: give LABELLED.jsonl files, --feedback, or both", file=sys.stderr)
+        return 2
     path = _path(args.rules)
     engine = _engine(path)
     try:
@@ -141,18 +173,43 @@ def run_eval(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(e, file=sys.stderr)
         return 1
-    report = evaluate(engine, items)
+    feedback = asyncio.run(_corrections()) if args.feedback else []
+    report = evaluate(engine, items + feedback)
     if args.json:
         out = report.as_json()
         out["rules_version"] = engine.version
+        if args.feedback:
+            out["feedback"] = {"n": len(feedback), **_brief(evaluate(engine, feedback))}
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return 0
-    names = ", ".join(str(f) for f in args.files)
-    print(f"{names}: {report.n} posts, rules {path} (version {engine.version})\n")
+    names = [str(f) for f in args.files]
+    if args.feedback:
+        names.append(f"operators' corrections ({len(feedback)})")
+    print(f"{', '.join(names)}: {report.n} posts, rules {path} (version {engine.version})\n")
     _print_scores(report)
     _print_confusion(report)
+    if args.feedback:
+        fb = evaluate(engine, feedback)
+        print(
+            f"operators' corrections: {fb.n} posts, {fb.n - len(fb.misclassified)} agree with "
+            f"the rules (macro-F1 {fb.macro_f1:.3f})\n"
+        )
     _print_misclassified(report, args.show)
     return 0
+
+
+def _brief(report: Report) -> dict[str, float]:
+    return {"accuracy": report.accuracy, "macro_f1": report.macro_f1}
+
+
+async def _corrections() -> list[Labelled]:
+    """Operators' corrections, from Redis, as labelled posts."""
+    s = settings()
+    redis = redis_client(s)
+    try:
+        return [as_labelled(line) async for line in iter_corrections(redis, keys.Keys(s.namespace))]
+    finally:
+        await redis.aclose()
 
 
 def _print_scores(report: Report) -> None:
@@ -217,6 +274,48 @@ async def _recent(last: int) -> tuple[list[Classification], int]:
         except DecodeError:
             skipped += 1
     return recorded, skipped
+
+
+# --- suggest -------------------------------------------------------------------------------------
+
+
+def run_suggest(args: argparse.Namespace) -> int:
+    if not args.files and not args.feedback:
+        print(
+            "rules suggest: give LABELLED.jsonl files to mine, --feedback, or both", file=sys.stderr
+        )
+        return 2
+    engine = _engine(_path(args.rules))
+    try:
+        mined_sets = {str(f): read_labelled(f) for f in args.files}
+        against = {str(f): read_labelled(f) for f in args.against}
+    except ConfigError as e:
+        print(e, file=sys.stderr)
+        return 1
+    if args.feedback:
+        mined_sets["corrections"] = asyncio.run(_corrections())
+    mined = [item for items in mined_sets.values() for item in items]
+    found = suggest(engine, mined, {**mined_sets, **against}, args.limit, max(1, args.tried))
+    if args.json:
+        print(json.dumps([s.as_json() for s in found], indent=2, ensure_ascii=False))
+        return 0
+    if not found:
+        print(f"no phrase helps: the rules get the {len(mined)} mined posts right, or no phrase")
+        print("separates the ones they miss from the others")
+        return 0
+    print(f"{len(found)} proposed cues from {len(mined)} posts (nothing is applied):\n")
+    for s in found:
+        print(f'  "{s.phrase}" -> {s.severity.label} (weight {s.weight:g}): in {s.support} missed')
+        print(f"    posts ({', '.join(s.examples)}), in {s.against} labelled lower")
+        for name, e in s.effects.items():
+            print(
+                f"    {name}: fixes {e.fixed}, breaks {e.broken}, "
+                f"macro-F1 {e.before:.3f} -> {e.after:.3f}"
+            )
+        print()
+    print("To use one, add its cue to the rules file under `cues:`, e.g.:\n")
+    print(found[0].yaml())
+    return 0
 
 
 def _print_backtest(path: Path, report: Backtest, skipped: int) -> None:

@@ -1,5 +1,6 @@
 """ingest: the HTTP front door. Validates, de-duplicates and publishes; serves reads."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -7,9 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from services.ingest import errors
+from services.ingest import console, docs, errors
 from services.ingest.context import Context
 from services.ingest.routes import (
+    corrections,
     deadletter,
     health,
     incidents,
@@ -57,11 +59,17 @@ def create_app(
         version="0.1.0",
         description="Posts in; severities, incidents and notifications out.",
         lifespan=lifespan,
+        docs_url=None,  # served from local files by services/ingest/docs.py
+        redoc_url=None,
     )
+    # Set when the server is stopping: live pages' event streams end at once.
+    app.state.closing = asyncio.Event()
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
     routers = (posts, sources, subscriptions, silences, incidents, links, webhooks, rules)
-    routers += (oncall, deadletter, health, metrics)
+    routers += (oncall, corrections, deadletter, health, metrics)
     for module in routers:
         app.include_router(module.router)
+    docs.install(app)
+    console.install(app)
     return app

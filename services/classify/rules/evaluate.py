@@ -22,6 +22,12 @@ class Labelled:
     label: Severity
 
 
+def as_labelled(raw: dict[str, Any]) -> Labelled:
+    """One labelled-set line, already parsed (an exported correction is one too)."""
+    fields = {k: raw[k] for k in ("id", "source", "author", "text") if raw.get(k) is not None}
+    return Labelled(Post.model_validate(fields), Severity(raw["label"]))
+
+
 def read_labelled(path: Path) -> list[Labelled]:
     """JSONL with `text` and `label` per line (and optionally `id`, `source`, `author`)."""
     try:
