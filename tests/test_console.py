@@ -181,3 +181,35 @@ async def test_no_page_asks_anything_of_another_machine(make_settings, run_servi
 def _without_links(html: str) -> str:
     """The page without <a href> targets and text (links a person may follow)."""
     return re.sub(r"<a [^>]*>", "<a>", html)
+
+
+async def test_a_silence_is_previewed_created_and_expired(settings, run_services):
+    async with (
+        run_services(settings, "ingest", "classify"),
+        browser(settings) as web,
+    ):
+        incident_id = await _incident(web)
+        await web.post(
+            "/v1/subscriptions",
+            json={"name": "ops", "urls": ["json://127.0.0.1:9/x"], "min_severity": "assessing"},
+            headers={"accept": "application/json"},
+        )
+        preview = await web.get(f"/silences?preview=1&incident_id={incident_id}&duration=1h")
+        page = (await web.get("/silences")).text
+        empty = await web.post("/silences", data={"csrf": csrf_of(page), "duration": "1h"})
+        made = await web.post(
+            "/silences",
+            data={"csrf": csrf_of(page), "incident_id": incident_id, "duration": "1h"},
+        )
+        listed = (await web.get("/silences")).text
+        silence_id = made.headers["location"].rpartition("silence-")[2]
+        await web.post(f"/silences/{silence_id}/expire", data={"csrf": csrf_of(listed)})
+        after = (await web.get("/silences")).text
+    assert "It would hold back 1 notification pair" in preview.text
+    assert empty.status_code == 422
+    assert "give at least one of topic" in empty.text
+    assert made.status_code == 303
+    assert "🔇 active" in listed
+    assert "Expire now" in listed
+    assert "🔇 active" not in after
+    assert "ended early by anonymous" in after

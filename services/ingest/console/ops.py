@@ -40,7 +40,13 @@ def _problem(e: Exception) -> str:
 
 # --- silences ------------------------------------------------------------------------------------
 
-MATCHERS = ("topic", "source", "incident_id", "subscription")
+MATCHERS = ("topic", "source", "incident_id", "subscription")  # and labels: {team="db", …}
+
+
+def _matchers(draft: dict[str, str]) -> Matchers:
+    return Matchers(
+        **{m: draft[m].strip() or None for m in MATCHERS}, labels=draft["labels"].strip() or []
+    )
 
 
 async def _matching(c: Context, matchers: Matchers) -> dict[str, list[Any]]:
@@ -60,7 +66,7 @@ async def silences_page(
     request: Request, session: Session = Depends(viewer), c: Context = Depends(ctx)
 ) -> HTMLResponse:
     q = request.query_params
-    draft = {m: q.get(m, "") for m in MATCHERS} | {
+    draft = {m: q.get(m, "") for m in (*MATCHERS, "labels")} | {
         "duration": q.get("duration", "2h"),
         "comment": q.get("comment", ""),
         "replaces": q.get("replaces", ""),
@@ -68,7 +74,7 @@ async def silences_page(
     preview, error = None, ""
     if q.get("preview"):
         try:
-            matchers = Matchers(**{m: draft[m] or None for m in MATCHERS})
+            matchers = _matchers(draft)
             preview = await _matching(c, matchers)
         except ValidationError as e:
             error = _problem(e)
@@ -111,6 +117,7 @@ async def create_silence(
     source: str = Form(""),
     incident_id: str = Form(""),
     subscription: str = Form(""),
+    labels: str = Form("", max_length=2_000),
     duration: str = Form("2h"),
     comment: str = Form(""),
     replaces: str = Form(""),
@@ -122,6 +129,7 @@ async def create_silence(
         "source": source,
         "incident_id": incident_id,
         "subscription": subscription,
+        "labels": labels,
         "duration": duration,
         "comment": comment,
         "replaces": replaces,
@@ -129,7 +137,7 @@ async def create_silence(
     now = datetime.now(UTC)
     try:
         spec = SilenceSpec(
-            matchers=Matchers(**{m: draft[m].strip() or None for m in MATCHERS}),
+            matchers=_matchers(draft),
             duration=duration.strip(),
             author=session.who.name,
             comment=comment.strip(),
