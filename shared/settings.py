@@ -80,6 +80,10 @@ class Settings(BaseSettings):
 
     # Files.
     rules_file: Path = PROJECT_ROOT / "config" / "rules.yaml"
+    labelled_dir: Path | None = Field(
+        default=PROJECT_ROOT / "tests" / "data",
+        description="Labelled posts (*.jsonl) the console's rules workbench evaluates against.",
+    )
     rules_reload_s: float = Field(
         default=2.0,
         gt=0,

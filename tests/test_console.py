@@ -143,7 +143,16 @@ class _Refs(HTMLParser):
                 self.refs.append(value)
 
 
-PAGES = ["/signin", "/", "/silences", "/subscriptions", "/sources", "/deadletters", "/docs"]
+PAGES = [
+    "/signin",
+    "/",
+    "/silences",
+    "/subscriptions",
+    "/rules",
+    "/sources",
+    "/deadletters",
+    "/docs",
+]
 
 
 async def test_no_page_asks_anything_of_another_machine(make_settings, run_services):

@@ -10,11 +10,11 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from services.ingest.console import access, incidents, live, ops
+from services.ingest.console import access, incidents, live, ops, workbench
 from services.ingest.console.base import HERE, current, signin_url, templates
 from services.ingest.console.session import SignInNeeded
 
-ROUTERS = (access, incidents, live, ops)
+ROUTERS = (access, incidents, live, ops, workbench)
 
 
 def install(app: FastAPI) -> None:

@@ -77,7 +77,7 @@ async def incidents_rows(
 
 
 @lru_cache(maxsize=4)
-def _engine(text: str) -> Engine:
+def engine_for(text: str) -> Engine:
     return compile_rules(text, "rules in use")
 
 
@@ -85,7 +85,7 @@ async def explained(c: Context, posts: list[dict[str, Any]]) -> tuple[str, list[
     """Each post with the rules in use's explanation of it (hits to highlight, verdict)."""
     try:
         doc = await in_use(c)
-        engine = _engine(doc.yaml)
+        engine = engine_for(doc.yaml)
     except (HTTPException, ConfigError):
         return "", [{**p, "hits": [], "now": None} for p in posts]
     out = []
