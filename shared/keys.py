@@ -229,6 +229,22 @@ class Keys:
         """A signed-in console session: who, their role, the CSRF token (JSON, with a TTL)."""
         return f"{self.namespace}:console:session:{session_id}"
 
+    # --- people, and what they did (written by ingest) -----------------------------------------
+    @property
+    def tokens(self) -> str:
+        """Hash: token name -> the token's SHA-256 digest."""
+        return f"{self.namespace}:tokens"
+
+    @property
+    def token_digests(self) -> str:
+        """Hash: token digest -> TokenRecord JSON (name, role, when, by whom); never the token."""
+        return f"{self.namespace}:tokens:digests"
+
+    @property
+    def audit(self) -> str:
+        """Stream: every change made through the API (AuditEntry JSON), capped."""
+        return f"{self.namespace}:audit"
+
     # --- dead letters -------------------------------------------------------------------------
     @property
     def deadletter_replayed(self) -> str:

@@ -168,7 +168,9 @@ class IncidentCommand(Model):
     source: str | None = Field(default=None, max_length=200)
     incident_key: str | None = Field(default=None, max_length=200)
     action: CommandAction
+    # Who acted: a token's name (or, with no token in use, the name the client gave).
     actor: Annotated[str, StringConstraints(min_length=1, max_length=200)] = "anonymous"
+    claimed: str | None = Field(default=None, max_length=200)  # a name given beside the token
     note: str | None = Field(default=None, max_length=2_000)
     via: str = "api"  # api, link, cli, pagerduty, alertmanager…
     at: datetime = Field(default_factory=utcnow)

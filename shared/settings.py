@@ -69,7 +69,17 @@ class Settings(BaseSettings):
         description="Base of links put in notifications; unset: this API at its host and port.",
     )
     api_token: SecretStr | None = Field(
-        default=None, description="When set, every write API needs `Authorization: Bearer <token>`."
+        default=None,
+        description="An admin token (named `api-token`); once any token exists, every /v1 "
+        "request needs one.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="When set, GET /metrics needs `Authorization: Bearer <token>` (or any API "
+        "token); unset, /metrics is open.",
+    )
+    audit_keep: int = Field(
+        default=100_000, ge=100, le=10_000_000, description="Audit trail entries kept (approx.)."
     )
     max_body_bytes: int = Field(default=5_000_000, ge=1024)
     link_secret: SecretStr | None = Field(
@@ -188,6 +198,7 @@ class Settings(BaseSettings):
     @field_validator(
         "redis_url",
         "api_token",
+        "metrics_token",
         "link_secret",
         "subscriptions_file",
         "sources_file",

@@ -224,8 +224,9 @@ async def test_ack_resolve_and_reopen_through_api_signed_links_and_cli(running, 
         ("resolved", "link"),
         ("reopened", "api"),  # the CLI speaks to the API
     ]
-    assert timeline[1]["command"]["actor"] == "ana"
-    assert timeline[2]["command"]["actor"] == "bo"
+    assert timeline[1]["command"]["actor"] == "ana"  # no token in use: the name given
+    # A link is the credential, not a person: the name typed is kept beside it.
+    assert (timeline[2]["command"]["actor"], timeline[2]["command"]["claimed"]) == ("link", "bo")
     assert timeline[3]["command"]["actor"] == "cy"
     # The ack told nobody; the resolution and the reopening did.
     await eventually(lambda: len(sink.messages()) == 3)

@@ -85,14 +85,15 @@ async def test_more_than_a_thousand_posts_is_a_413(api, redis):
 
 
 @pytest.mark.parametrize("api", [{"api_token": "s3cret-token"}], indirect=True)
-async def test_writes_need_the_token_when_one_is_set(api):
+async def test_reads_and_writes_need_the_token_when_one_is_set(api):
     post = {"text": "Flooding on Main St"}
     assert (await api.post("/v1/posts", json=post)).status_code == 401
     wrong = {"Authorization": "Bearer nope"}
     assert (await api.post("/v1/posts", json=post, headers=wrong)).status_code == 401
     good = {"Authorization": "Bearer s3cret-token"}
     assert (await api.post("/v1/posts", json=post, headers=good)).status_code == 202
-    assert (await api.get("/v1/incidents")).status_code == 200  # reads stay open
+    assert (await api.get("/v1/incidents")).status_code == 401  # reads too (tests/test_auth.py)
+    assert (await api.get("/v1/incidents", headers=good)).status_code == 200
     sub = {"name": "x", "urls": ["json://127.0.0.1:9/"]}
     assert (await api.post("/v1/subscriptions", json=sub)).status_code == 401
 

@@ -81,7 +81,7 @@ async def test_put_refuses_what_does_not_validate_with_lines(settings, run_servi
     assert after["revision"] == 0  # nothing was stored
 
 
-async def test_writes_need_the_token_when_one_is_set(make_settings, run_services):
+async def test_reads_and_writes_need_the_token_when_one_is_set(make_settings, run_services):
     settings = make_settings(api_token=SecretStr("s3cret"))
     async with run_services(settings, "ingest"):
         async with client(settings) as anonymous:
@@ -97,9 +97,9 @@ async def test_writes_need_the_token_when_one_is_set(make_settings, run_services
                 "/v1/rules/test", json={"text": "kettle", "rules": KETTLE}
             )
     assert put.status_code == 401
-    assert read.status_code == 200
-    assert tried.status_code == 200  # trying the rules in use reads only
-    assert custom.status_code == 401  # compiling rules someone sent needs the token
+    assert read.status_code == 401  # once a token exists, reads need one too
+    assert tried.status_code == 401
+    assert custom.status_code == 401
     assert allowed.status_code == 200
     assert custom_ok.json()["severity"] == "red_alert"
 

@@ -80,10 +80,11 @@ async def test_writes_need_the_token_and_secrets_are_never_shown(
         feed = await client.post(
             "/v1/sources", json={"name": "feed", "kind": "rss", "url": url}, headers=AUTH
         )
-        listed = await client.get("/v1/sources")  # reads need no token
+        assert (await client.get("/v1/sources")).status_code == 401  # reads need a token too
+        listed = await client.get("/v1/sources", headers=AUTH)
         assert (await client.delete("/v1/sources/m")).status_code == 401
         deleted = await client.delete("/v1/sources/m", headers=AUTH)
-        gone = await client.get("/v1/sources/m")
+        gone = await client.get("/v1/sources/m", headers=AUTH)
         deleted_again = await client.delete("/v1/sources/m", headers=AUTH)
     assert again.status_code == 409
     assert "exists" in again.json()["detail"]
@@ -168,7 +169,7 @@ async def test_signed_pushes_are_published_and_unsigned_ones_refused(
             path, content=no_text, headers={SIGNATURE_HEADER: sign(SECRET, no_text)}
         )
         unknown = await client.post("/v1/sources/nope/posts", content=body, headers=signed)
-        status = (await client.get("/v1/sources/relay")).json()["status"]
+        status = (await client.get("/v1/sources/relay", headers=AUTH)).json()["status"]
     assert [unsigned.status_code, wrong.status_code, tampered.status_code] == [401, 401, 401]
     assert SIGNATURE_HEADER in unsigned.json()["detail"]
     assert accepted.status_code == 202

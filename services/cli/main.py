@@ -6,6 +6,7 @@ import sys
 import httpx
 
 from services.cli import (
+    audit,
     corrections,
     deadletter,
     incidents,
@@ -17,6 +18,7 @@ from services.cli import (
     sources,
     status,
     subscriptions,
+    tokens,
 )
 from services.cli.common import fail
 
@@ -32,6 +34,8 @@ COMMANDS = [
     rules,
     oncall,
     corrections,
+    tokens,
+    audit,
 ]
 
 

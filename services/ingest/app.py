@@ -5,12 +5,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from redis.asyncio import Redis
 
 from services.ingest import console, docs, errors
+from services.ingest.audit import AuditMiddleware
 from services.ingest.context import Context
 from services.ingest.routes import (
+    audit,
     corrections,
     deadletter,
     health,
@@ -23,9 +25,11 @@ from services.ingest.routes import (
     silences,
     sources,
     subscriptions,
+    tokens,
     webhooks,
 )
 from services.ingest.sources.poller import Poller
+from shared import auth
 from shared.redis import redis_client
 from shared.settings import Settings
 from shared.startup import prepare
@@ -42,6 +46,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = redis or redis_client(settings)
         app.state.ctx = Context.build(settings, client)
+        app.state.authority = app.state.ctx.authority
         if not prepared:
             await prepare(client, settings)
         # Every ingest replica polls: the sources' leases share the work out.
@@ -61,13 +66,15 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # served from local files by services/ingest/docs.py
         redoc_url=None,
+        dependencies=[Depends(auth.baseline)],  # every /v1 route: a viewer at least
     )
     # Set when the server is stopping: live pages' event streams end at once.
     app.state.closing = asyncio.Event()
     errors.install(app)
+    app.add_middleware(AuditMiddleware)
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
     routers = (posts, sources, subscriptions, silences, incidents, links, webhooks, rules)
-    routers += (oncall, corrections, deadletter, health, metrics)
+    routers += (oncall, corrections, deadletter, health, metrics, tokens, audit)
     for module in routers:
         app.include_router(module.router)
     docs.install(app)

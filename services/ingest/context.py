@@ -1,12 +1,13 @@
-"""What every route needs, built once per app: settings, Redis, publisher, stores; and auth."""
+"""What every route needs, built once per app: settings, Redis, publisher, stores, authority."""
 
-import secrets
 from dataclasses import dataclass
 
-from fastapi import HTTPException, Request, status
+from fastapi import Request
 from redis.asyncio import Redis
 
 from services.ingest.publish import Publisher
+from shared.audit import AuditTrail
+from shared.auth import Authority, TokenStore, admin
 from shared.incidents import IncidentReader
 from shared.keys import Keys
 from shared.settings import Settings
@@ -21,6 +22,9 @@ class Context:
     publisher: Publisher
     subscriptions: SubscriptionStore
     incidents: IncidentReader
+    authority: Authority
+    tokens: TokenStore
+    audit: AuditTrail
 
     @classmethod
     def build(cls, settings: Settings, redis: Redis) -> "Context":
@@ -32,6 +36,9 @@ class Context:
             publisher=Publisher(redis, settings),
             subscriptions=SubscriptionStore(redis, k),
             incidents=IncidentReader(redis, k),
+            authority=Authority(redis, settings),
+            tokens=TokenStore(redis, k),
+            audit=AuditTrail(redis, k, settings.audit_keep),
         )
 
 
@@ -39,18 +46,6 @@ def ctx(request: Request) -> Context:
     return request.app.state.ctx
 
 
-def require_token(request: Request) -> None:
-    """Writes need `Authorization: Bearer <REDALERT_API_TOKEN>` when a token is configured."""
-    token = ctx(request).settings.api_token
-    if token is None:
-        return
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(
-        given.strip().encode(), token.get_secret_value().encode()
-    ):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail="missing or wrong bearer token (Authorization: Bearer <REDALERT_API_TOKEN>)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+# Routes written before roles (shared/auth.py) said `Depends(require_token)` for writes: that is
+# now the admin role. New routes say which role they need: `Depends(auth.responder)`…
+require_token = admin

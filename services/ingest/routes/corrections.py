@@ -11,8 +11,8 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.ingest.context import Context, ctx, require_token
-from shared import keys
+from services.ingest.context import Context, ctx
+from shared import auth, keys
 from shared.codec import DecodeError, decode
 from shared.corrections import Correction, CorrectionStore, to_jsonl
 from shared.models import Classification
@@ -120,14 +120,19 @@ async def label_post(
 @router.post(
     "/v1/posts/{source}/{post_id}/label",
     status_code=201,
-    dependencies=[Depends(require_token)],
     summary="Correct a post's severity (stored with who, when and why)",
 )
 async def label(
-    source: str, post_id: str, body: LabelIn, c: Context = Depends(ctx)
+    source: str,
+    post_id: str,
+    body: LabelIn,
+    who: auth.Principal = Depends(auth.responder),
+    c: Context = Depends(ctx),
 ) -> dict[str, Any]:
+    """Who corrected is the token's name (the `actor` given counts only while no token exists)."""
+    actor = who.actor(body.actor)
     correction = await label_post(
-        c, source, post_id, body.label, body.actor, body.why, body.incident_id, body.text
+        c, source, post_id, body.label, actor, body.why, body.incident_id, body.text
     )
     return correction.model_dump(mode="json")
 

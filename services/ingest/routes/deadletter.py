@@ -4,10 +4,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 
-from services.ingest.context import Context, ctx, require_token
+from services.ingest.context import Context, ctx
 from services.ingest.routes.subscriptions import sender
 from services.notify.replay import DeadLetters, ReplayError
 from services.notify.send import Sender
+from shared import auth
 
 router = APIRouter(tags=["deadletter"])
 
@@ -16,7 +17,7 @@ def letters(c: Context = Depends(ctx), send: Sender = Depends(sender)) -> DeadLe
     return DeadLetters(c.redis, c.settings, send)
 
 
-@router.get("/v1/deadletter")
+@router.get("/v1/deadletter", dependencies=[Depends(auth.viewer)])
 async def list_letters(
     limit: int = Query(50, ge=1, le=1000),
     stream: str | None = Query(None, description="only letters from this stream"),
@@ -26,7 +27,7 @@ async def list_letters(
     return [letter.public() for letter in await dl.list(limit, stream)]
 
 
-@router.get("/v1/deadletter/{letter_id}")
+@router.get("/v1/deadletter/{letter_id}", dependencies=[Depends(auth.viewer)])
 async def get_letter(letter_id: str, dl: DeadLetters = Depends(letters)) -> dict[str, Any]:
     found = await dl.find(letter_id)
     if found is None:
@@ -34,7 +35,7 @@ async def get_letter(letter_id: str, dl: DeadLetters = Depends(letters)) -> dict
     return found.public()
 
 
-@router.post("/v1/deadletter/{letter_id}/replay", dependencies=[Depends(require_token)])
+@router.post("/v1/deadletter/{letter_id}/replay", dependencies=[Depends(auth.admin)])
 async def replay_letter(
     letter_id: str,
     force: bool = Query(False, description="replay even if it was replayed before"),

@@ -6,10 +6,13 @@ state — applies them, and each shows in the incident's timeline.
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.ingest.context import Context, ctx, require_token
+from services.ingest.audit import note
+from services.ingest.context import Context, ctx
+from shared import auth
+from shared.auth import Principal
 from shared.models import CommandAction, IncidentCommand
 
 router = APIRouter(tags=["incidents"])
@@ -18,7 +21,12 @@ router = APIRouter(tags=["incidents"])
 class Action(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    actor: str = Field(default="api", min_length=1, max_length=200, description="who acts")
+    actor: str = Field(
+        default="api",
+        min_length=1,
+        max_length=200,
+        description="who acts; with a token, the token's name is recorded and this beside it",
+    )
     note: str | None = Field(default=None, max_length=2_000)
 
 
@@ -28,7 +36,7 @@ class Accepted(BaseModel):
     action: CommandAction
 
 
-@router.get("/v1/incidents")
+@router.get("/v1/incidents", dependencies=[Depends(auth.viewer)])
 async def list_incidents(
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0),
@@ -38,7 +46,7 @@ async def list_incidents(
     return [i.model_dump(mode="json") for i in await c.incidents.list(limit=limit, offset=offset)]
 
 
-@router.get("/v1/incidents/{incident_id}")
+@router.get("/v1/incidents/{incident_id}", dependencies=[Depends(auth.viewer)])
 async def get_incident(incident_id: str, c: Context = Depends(ctx)) -> dict[str, Any]:
     """The incident, its posts with their severities, its transitions, and who was told what."""
     detail = await c.incidents.detail(incident_id)
@@ -48,11 +56,19 @@ async def get_incident(incident_id: str, c: Context = Depends(ctx)) -> dict[str,
 
 
 async def act(
-    c: Context, incident_id: str, action: CommandAction, actor: str, note: str | None, via: str
+    c: Context,
+    incident_id: str,
+    action: CommandAction,
+    actor: str,
+    note: str | None,
+    via: str,
+    claimed: str | None = None,
 ) -> Accepted:
     if await c.incidents.get(incident_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id!r}")
-    cmd = IncidentCommand(incident_id=incident_id, action=action, actor=actor, note=note, via=via)
+    cmd = IncidentCommand(
+        incident_id=incident_id, action=action, actor=actor, claimed=claimed, note=note, via=via
+    )
     await c.publisher.command(cmd)
     return Accepted(command_id=cmd.id, incident_id=incident_id, action=action)
 
@@ -61,14 +77,19 @@ async def act(
     "/v1/incidents/{incident_id}/{action}",
     status_code=202,
     response_model=Accepted,
-    dependencies=[Depends(require_token)],
     summary="Acknowledge, resolve or reopen an incident",
 )
 async def act_on_incident(
     incident_id: str,
     action: CommandAction,
+    request: Request,
     body: Action | None = None,
+    who: Principal = Depends(auth.responder),
     c: Context = Depends(ctx),
 ) -> Accepted:
+    """The actor recorded is the token's name; a name given in the body is kept beside it."""
     body = body or Action()
-    return await act(c, incident_id, action, body.actor, body.note, via="api")
+    actor = who.actor(body.actor)
+    claimed = body.actor if who.authenticated and "actor" in body.model_fields_set else None
+    note(request, claimed=claimed, changes={"action": action.value, "note": body.note})
+    return await act(c, incident_id, action, actor, body.note, via="api", claimed=claimed)

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
+from services.ingest.audit import note
 from services.ingest.context import Context, ctx
 from services.ingest.routes.incidents import act
 from shared.links import ACTIONS, link_secret, verify
@@ -19,6 +20,7 @@ from shared.models import CommandAction
 
 router = APIRouter(tags=["incidents"])
 
+LINK_ACTOR = "link"  # who acts through a signed link: whoever holds it
 VERBS = {"ack": "Acknowledge", "resolve": "Resolve"}
 
 
@@ -88,9 +90,12 @@ async def act_by_link(
     if refusal := await _refusal(c, link):
         return refusal
     form = parse_qs((await request.body()).decode(errors="replace"))
-    actor = (form.get("actor") or ["someone with the link"])[0].strip()[:200] or "someone"
-    note = (form.get("note") or [""])[0].strip()[:2000] or None
+    # The link is the credential, not a person: the actor is "link", the name typed is kept beside.
+    claimed = (form.get("actor") or [""])[0].strip()[:200] or None
+    text = (form.get("note") or [""])[0].strip()[:2000] or None
     incident_id, action = link.incident_id, link.action
-    await act(c, incident_id, CommandAction(action), actor, note, via="link")
+    note(request, actor=LINK_ACTOR, claimed=claimed, changes={"action": action, "note": text})
+    await act(c, incident_id, CommandAction(action), LINK_ACTOR, text, via="link", claimed=claimed)
     done = {"ack": "acknowledged", "resolve": "resolved"}[action]
-    return _page(f"Incident {incident_id} {done}", f"<p>Thank you, {html.escape(actor)}.</p>", 202)
+    thanks = f"<p>Thank you, {html.escape(claimed)}.</p>" if claimed else ""
+    return _page(f"Incident {incident_id} {done}", thanks, 202)

@@ -7,7 +7,7 @@ from fastapi.responses import PlainTextResponse
 
 from services.ingest.context import Context, ctx
 from services.notify.circuit import CircuitStore
-from shared import keys
+from shared import auth, keys
 
 router = APIRouter(tags=["health"])
 
@@ -16,7 +16,9 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
+@router.get(
+    "/metrics", response_class=PlainTextResponse, dependencies=[Depends(auth.metrics_access)]
+)
 async def metrics(c: Context = Depends(ctx)) -> str:
     now = datetime.now(UTC)
     async with c.redis.pipeline(transaction=False) as pipe:

@@ -12,8 +12,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from services.ingest.context import Context, ctx, require_token
-from shared import ical
+from services.ingest.context import Context, ctx
+from shared import auth, ical
 from shared.people import MAX_PEOPLE, PeopleStore, Person, PersonSpec, keep_masked_contacts, public
 from shared.schedules import (
     MAX_SCHEDULES,
@@ -46,7 +46,7 @@ def _invalid(loc: tuple[Any, ...], msg: str) -> RequestValidationError:
 # --- people ---------------------------------------------------------------------------------------
 
 
-@router.post("/v1/people", status_code=201, dependencies=[Depends(require_token)])
+@router.post("/v1/people", status_code=201, dependencies=[Depends(auth.admin)])
 async def put_person(
     body: dict[str, Any], response: Response, store: PeopleStore = Depends(people)
 ) -> dict[str, Any]:
@@ -88,7 +88,7 @@ async def get_person(name: str, store: PeopleStore = Depends(people)) -> dict[st
     return public(await _person(store, name))
 
 
-@router.delete("/v1/people/{name}", status_code=204, dependencies=[Depends(require_token)])
+@router.delete("/v1/people/{name}", status_code=204, dependencies=[Depends(auth.admin)])
 async def delete_person(
     name: str,
     store: PeopleStore = Depends(people),
@@ -127,7 +127,7 @@ async def person_calendar(
 # --- schedules ------------------------------------------------------------------------------------
 
 
-@router.post("/v1/schedules", status_code=201, dependencies=[Depends(require_token)])
+@router.post("/v1/schedules", status_code=201, dependencies=[Depends(auth.admin)])
 async def put_schedule(
     spec: ScheduleSpec,
     response: Response,
@@ -186,7 +186,7 @@ async def get_schedule(name: str, store: ScheduleStore = Depends(schedules)) -> 
     return _shown(await _schedule(store, name), datetime.now(UTC))
 
 
-@router.delete("/v1/schedules/{name}", status_code=204, dependencies=[Depends(require_token)])
+@router.delete("/v1/schedules/{name}", status_code=204, dependencies=[Depends(auth.admin)])
 async def delete_schedule(name: str, store: ScheduleStore = Depends(schedules)) -> Response:
     await _schedule(store, name)
     await store.delete(name)

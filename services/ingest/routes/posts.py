@@ -7,8 +7,9 @@ from fastapi import APIRouter, Body, Depends
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
-from services.ingest.context import Context, ctx, require_token
+from services.ingest.context import Context, ctx
 from services.ingest.errors import field_errors, unprocessable
+from shared import auth
 from shared.labels import Labels
 from shared.models import Post
 
@@ -61,7 +62,7 @@ def parse_posts(body: Any) -> tuple[list[Post], list[dict[str, Any]]]:
     "/v1/posts",
     status_code=202,
     response_model=Accepted,
-    dependencies=[Depends(require_token)],
+    dependencies=[Depends(auth.responder)],
     summary="Submit one post or a list of up to 1,000",
     openapi_extra={
         "requestBody": {

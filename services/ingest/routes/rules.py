@@ -12,7 +12,10 @@ from services.classify.rules import ConfigError, Engine, compile_rules, read_rul
 from services.classify.rules.explain import explain
 from services.classify.rules.live import file_source
 from services.classify.rules.store import RevisionConflict, RulesDoc, RulesStore
-from services.ingest.context import Context, ctx, require_token
+from services.ingest.audit import note
+from services.ingest.context import Context, ctx
+from shared import auth
+from shared.auth import Principal, Role
 from shared.models import Post
 
 router = APIRouter(tags=["rules"])
@@ -58,19 +61,19 @@ def rules_problems(e: ConfigError) -> JSONResponse:
     )
 
 
-@router.get("/v1/rules")
+@router.get("/v1/rules", dependencies=[Depends(auth.viewer)])
 async def get_rules(c: Context = Depends(ctx)) -> dict[str, Any]:
     """The rules in use: revision, version (as in each classification's `rules_version`), YAML."""
     return (await in_use(c)).model_dump(mode="json")
 
 
-@router.get("/v1/rules/history")
+@router.get("/v1/rules/history", dependencies=[Depends(auth.viewer)])
 async def rules_history(c: Context = Depends(ctx)) -> list[dict[str, Any]]:
     """The last revisions, newest first (without their YAML: GET /v1/rules/{revision})."""
     return [d.summary() for d in await store(c).history()]
 
 
-@router.get("/v1/rules/{revision}")
+@router.get("/v1/rules/{revision}", dependencies=[Depends(auth.viewer)])
 async def get_revision(revision: int, c: Context = Depends(ctx)) -> dict[str, Any]:
     doc = await store(c).at(revision)
     if doc is None:
@@ -80,7 +83,7 @@ async def get_revision(revision: int, c: Context = Depends(ctx)) -> dict[str, An
 
 @router.put(
     "/v1/rules",
-    dependencies=[Depends(require_token)],
+    dependencies=[Depends(auth.admin)],
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -113,6 +116,7 @@ async def put_rules(
             status.HTTP_412_PRECONDITION_FAILED,
             f"If-Match: {expected}, but the rules are at revision {e.current}",
         ) from e
+    note(request, target=str(doc.revision), changes={**doc.summary(), "changed": changed})
     return {**doc.summary(), "changed": changed}
 
 
@@ -136,11 +140,18 @@ class RulesTest(BaseModel):
 
 @router.post("/v1/rules/test")
 async def try_rules(
-    request: Request, body: Annotated[RulesTest, Body()], c: Context = Depends(ctx)
+    body: Annotated[RulesTest, Body()],
+    who: Principal = Depends(auth.viewer),
+    c: Context = Depends(ctx),
 ) -> Any:
-    """How the rules in use (or the `rules` given) classify a text, and why."""
+    """How the rules in use (or the `rules` given) classify a text, and why. Trying rules of
+    your own (`rules`) needs the admin role: compiling them is a write-sized job."""
     if body.rules is not None:
-        require_token(request)  # compiling rules someone sent is a write-sized job
+        if not who.role.allows(Role.ADMIN):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"rules: token {who.name!r} is a {who.role.value}; trying rules needs admin",
+            )
         try:
             engine = _compiled(body.rules)
         except ConfigError as e:

@@ -3,10 +3,13 @@
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 
-from services.ingest.context import Context, ctx, require_token
+from services.ingest.audit import note
+from services.ingest.context import Context, ctx
+from shared import auth
+from shared.auth import Principal
 from shared.silences import Silence, SilenceSpec, SilenceStore
 
 router = APIRouter(tags=["silences"])
@@ -23,11 +26,20 @@ async def _existing(silences: SilenceStore, silence_id: str) -> Silence:
     return silence
 
 
-@router.post("/v1/silences", status_code=201, dependencies=[Depends(require_token)])
+@router.post("/v1/silences", status_code=201)
 async def create_silence(
-    spec: SilenceSpec, silences: SilenceStore = Depends(store)
+    spec: SilenceSpec,
+    request: Request,
+    who: Principal = Depends(auth.responder),
+    silences: SilenceStore = Depends(store),
 ) -> dict[str, Any]:
+    """The author recorded is the token's name (the `author` given is kept in the comment)."""
     now = datetime.now(UTC)
+    if who.authenticated and spec.author != who.name:
+        claimed = f"(author given: {spec.author}) "
+        spec = spec.model_copy(
+            update={"author": who.name, "comment": (claimed + spec.comment)[:2_000]}
+        )
     try:
         silence = spec.to_silence(now)
     except ValueError as e:
@@ -36,10 +48,11 @@ async def create_silence(
             [{"loc": ("body", field), "msg": msg, "type": "value_error"}]
         ) from None
     await silences.put(silence)
+    note(request, target=silence.id, changes=silence.public(now))
     return silence.public(now)
 
 
-@router.get("/v1/silences")
+@router.get("/v1/silences", dependencies=[Depends(auth.viewer)])
 async def list_silences(
     state: Literal["active", "pending", "expired"] | None = Query(None),
     silences: SilenceStore = Depends(store),
@@ -49,19 +62,25 @@ async def list_silences(
     return [s.public(now) for s in await silences.all() if state in (None, s.state(now).value)]
 
 
-@router.get("/v1/silences/{silence_id}")
+@router.get("/v1/silences/{silence_id}", dependencies=[Depends(auth.viewer)])
 async def get_silence(silence_id: str, silences: SilenceStore = Depends(store)) -> dict[str, Any]:
     return (await _existing(silences, silence_id)).public(datetime.now(UTC))
 
 
-@router.post("/v1/silences/{silence_id}/expire", dependencies=[Depends(require_token)])
+@router.post("/v1/silences/{silence_id}/expire")
 async def expire_silence(
     silence_id: str,
+    request: Request,
     by: str = Body("anonymous", embed=True, min_length=1, max_length=200),
+    who: Principal = Depends(auth.responder),
     silences: SilenceStore = Depends(store),
 ) -> dict[str, Any]:
-    """End it now: what it held back is told at once (if the incident still fires)."""
+    """End it now: what it held back is told at once (if the incident still fires). Who ended
+    it is the token's name; `by` counts only while no token is in use."""
     now = datetime.now(UTC)
+    if who.authenticated:
+        note(request, claimed=by if by != "anonymous" else None)
+        by = who.name
     silence = await _existing(silences, silence_id)
     if silence.ends_at <= now:
         return silence.public(now)

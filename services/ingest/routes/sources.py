@@ -7,12 +7,13 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 
-from services.ingest.context import Context, ctx, require_token
+from services.ingest.audit import note
+from services.ingest.context import Context, ctx
 from services.ingest.errors import unprocessable
 from services.ingest.routes.posts import Accepted, posts_or_refusal
 from services.ingest.sources.poller import Poller
 from services.ingest.sources.spec import Source, SourceKind, SourceSpec, public
-from shared import signing
+from shared import auth, signing
 from shared.models import utcnow
 
 router = APIRouter(tags=["sources"])
@@ -33,35 +34,38 @@ async def _existing(p: Poller, name: str) -> Source:
     return source
 
 
-@router.post("/v1/sources", status_code=201, dependencies=[Depends(require_token)])
-async def create_source(spec: SourceSpec, p: Poller = Depends(poller)) -> dict[str, Any]:
+@router.post("/v1/sources", status_code=201, dependencies=[Depends(auth.admin)])
+async def create_source(
+    spec: SourceSpec, request: Request, p: Poller = Depends(poller)
+) -> dict[str, Any]:
     """Add a source; a polled one is first polled at once."""
     source = Source(**spec.model_dump(), origin="api")
     if not await p.store.add(source, now=time.time()):
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"name: a source named {spec.name!r} exists (delete it first)"
         )
+    note(request, target=source.name, changes=public(source))
     return await _view(p, source)
 
 
-@router.get("/v1/sources")
+@router.get("/v1/sources", dependencies=[Depends(auth.viewer)])
 async def list_sources(p: Poller = Depends(poller)) -> list[dict[str, Any]]:
     """Every source with its status: last poll, last success, last error, items ingested."""
     return [await _view(p, s) for s in await p.store.all()]
 
 
-@router.get("/v1/sources/{name}")
+@router.get("/v1/sources/{name}", dependencies=[Depends(auth.viewer)])
 async def get_source(name: str, p: Poller = Depends(poller)) -> dict[str, Any]:
     return await _view(p, await _existing(p, name))
 
 
-@router.delete("/v1/sources/{name}", status_code=204, dependencies=[Depends(require_token)])
+@router.delete("/v1/sources/{name}", status_code=204, dependencies=[Depends(auth.admin)])
 async def delete_source(name: str, p: Poller = Depends(poller)) -> None:
     if not await p.store.delete(name):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no source {name!r}")
 
 
-@router.post("/v1/sources/{name}/poll", dependencies=[Depends(require_token)])
+@router.post("/v1/sources/{name}/poll", dependencies=[Depends(auth.admin)])
 async def poll_source(name: str, p: Poller = Depends(poller)) -> dict[str, Any]:
     """Poll now, whatever the schedule or backoff says (after a poll in flight, if any);
     answers what the poll did."""

@@ -12,10 +12,12 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.ingest.context import Context, ctx, require_token
+from services.ingest.audit import note
+from services.ingest.context import Context, ctx
 from services.notify.circuit import CircuitStore
 from services.notify.render import render_test
 from services.notify.send import Sender
+from shared import auth
 from shared.models import Subscription
 from shared.subscriptions import (
     SubscriptionSpec,
@@ -76,19 +78,22 @@ def _validated(data: dict[str, Any]) -> SubscriptionSpec:
         ) from None
 
 
-@router.post("/v1/subscriptions", status_code=201, dependencies=[Depends(require_token)])
-async def create_subscription(spec: SubscriptionSpec, c: Context = Depends(ctx)) -> dict[str, Any]:
+@router.post("/v1/subscriptions", status_code=201, dependencies=[Depends(auth.admin)])
+async def create_subscription(
+    spec: SubscriptionSpec, request: Request, c: Context = Depends(ctx)
+) -> dict[str, Any]:
     sub = spec.to_subscription(origin="api")
     await c.subscriptions.put(sub)
+    note(request, target=sub.id, changes=public(sub))
     return public(sub)
 
 
-@router.get("/v1/subscriptions")
+@router.get("/v1/subscriptions", dependencies=[Depends(auth.viewer)])
 async def list_subscriptions(c: Context = Depends(ctx)) -> list[dict[str, Any]]:
     return [public(s) for s in await c.subscriptions.all()]
 
 
-@router.get("/v1/subscriptions/{sub_id}")
+@router.get("/v1/subscriptions/{sub_id}", dependencies=[Depends(auth.viewer)])
 async def get_subscription(sub_id: str, c: Context = Depends(ctx)) -> dict[str, Any]:
     """The subscription, with the circuit breaker state of each of its URLs."""
     sub = await _existing(c, sub_id)
@@ -107,19 +112,19 @@ async def get_subscription(sub_id: str, c: Context = Depends(ctx)) -> dict[str, 
     return shown
 
 
-@router.put("/v1/subscriptions/{sub_id}", dependencies=[Depends(require_token)])
+@router.put("/v1/subscriptions/{sub_id}", dependencies=[Depends(auth.admin)])
 async def replace_subscription(
-    sub_id: str, body: dict[str, Any] = Body(...), c: Context = Depends(ctx)
+    sub_id: str, request: Request, body: dict[str, Any] = Body(...), c: Context = Depends(ctx)
 ) -> dict[str, Any]:
     """Replace every field. Masked URLs and a `****` secret, as GET shows them, are kept."""
     old = await _existing(c, sub_id, writing=True)
     spec = _validated(keep_masked_secrets(_writable(sub_id, body), old))
-    return await _save(c, old, spec)
+    return await _save(c, old, spec, request)
 
 
-@router.patch("/v1/subscriptions/{sub_id}", dependencies=[Depends(require_token)])
+@router.patch("/v1/subscriptions/{sub_id}", dependencies=[Depends(auth.admin)])
 async def update_subscription(
-    sub_id: str, body: dict[str, Any] = Body(...), c: Context = Depends(ctx)
+    sub_id: str, request: Request, body: dict[str, Any] = Body(...), c: Context = Depends(ctx)
 ) -> dict[str, Any]:
     """Change the fields given; the others stay as they are."""
     old = await _existing(c, sub_id, writing=True)
@@ -131,27 +136,33 @@ async def update_subscription(
     if "webhook" in body and "urls" not in body:
         current.pop("urls", None)  # …and the other way round
     spec = _validated(keep_masked_secrets({**current, **body}, old))
-    return await _save(c, old, spec)
+    return await _save(c, old, spec, request)
 
 
-async def _save(c: Context, old: Subscription, spec: SubscriptionSpec) -> dict[str, Any]:
+async def _save(
+    c: Context, old: Subscription, spec: SubscriptionSpec, request: Request
+) -> dict[str, Any]:
     sub = spec.to_subscription(
         id=old.id, origin=old.origin, created_at=old.created_at, updated_at=datetime.now(UTC)
     )
     await c.subscriptions.put(sub)
     if sub.urls != old.urls or sub.webhook != old.webhook:
         await CircuitStore(c.redis, c.keys).forget(sub.id)  # new targets start closed
-    return public(sub)
+    before, after = public(old), public(sub)
+    changed = {k: {"from": before.get(k), "to": v} for k, v in after.items() if before.get(k) != v}
+    changed.pop("updated_at", None)
+    note(request, changes=changed)
+    return after
 
 
-@router.delete("/v1/subscriptions/{sub_id}", status_code=204, dependencies=[Depends(require_token)])
+@router.delete("/v1/subscriptions/{sub_id}", status_code=204, dependencies=[Depends(auth.admin)])
 async def delete_subscription(sub_id: str, c: Context = Depends(ctx)) -> None:
     await _existing(c, sub_id, writing=True)
     await c.subscriptions.delete(sub_id)
     await CircuitStore(c.redis, c.keys).forget(sub_id)
 
 
-@router.post("/v1/subscriptions/{sub_id}/test", dependencies=[Depends(require_token)])
+@router.post("/v1/subscriptions/{sub_id}/test", dependencies=[Depends(auth.admin)])
 async def send_test_message(
     sub_id: str, c: Context = Depends(ctx), send: Sender = Depends(sender)
 ) -> dict[str, Any]:
@@ -174,11 +185,15 @@ async def send_test_message(
     }
 
 
-@router.post("/v1/subscriptions/apply", dependencies=[Depends(require_token)])
-async def apply_subscriptions(body: ApplyBody, c: Context = Depends(ctx)) -> dict[str, list[str]]:
+@router.post("/v1/subscriptions/apply", dependencies=[Depends(auth.admin)])
+async def apply_subscriptions(
+    body: ApplyBody, request: Request, c: Context = Depends(ctx)
+) -> dict[str, list[str]]:
     """Make the file-managed subscriptions exactly these: create, update, remove to match."""
     try:
         declared = file_subscriptions(body.subscriptions)
     except ValueError as e:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"subscriptions: {e}") from None
-    return await c.subscriptions.apply(declared)
+    outcome = await c.subscriptions.apply(declared)
+    note(request, changes=outcome)
+    return outcome

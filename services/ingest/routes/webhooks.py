@@ -5,7 +5,8 @@ dedup_key, Alertmanager's fingerprint), so every event about one alert lands in 
 their acknowledgements and resolutions become commands on that incident.
 
 Authentication: with REDALERT_PAGERDUTY_SECRET / REDALERT_ALERTMANAGER_SECRET set, the body must
-carry `X-Redalert-Signature: sha256=<HMAC of the raw body>`; otherwise the API token applies.
+carry `X-Redalert-Signature: sha256=<HMAC of the raw body>`; otherwise a token of the
+responder role (or any token while none exists).
 A bad or missing signature is a 401 and nothing is published.
 """
 
@@ -18,9 +19,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from services.ingest import alertmanager as am
-from services.ingest.context import Context, ctx, require_token
+from services.ingest.context import Context, ctx
 from services.ingest.errors import Invalid
-from shared import signing
+from shared import auth, signing
 from shared.labels import clean as clean_labels
 from shared.models import CommandAction, IncidentCommand, Post
 from shared.severity import Severity
@@ -41,7 +42,7 @@ async def _authenticated(request: Request, secret: SecretStr | None, model: type
                 detail=f"missing or bad {signing.HEADER} (sha256=<HMAC-SHA256 of the body>)",
             )
     else:
-        require_token(request)
+        await auth.responder(request, await auth.bearer(request))
     try:
         return model.model_validate_json(body)
     except ValidationError as e:
