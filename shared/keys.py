@@ -80,14 +80,10 @@ class Keys:
         """Held (with a TTL) by the one ingest replica polling the source right now."""
         return f"{self.namespace}:source:{name}:lease"
 
-    # --- incidents (written by classify only) -------------------------------------------------
+    # --- incidents (written by the classify replica holding the lease only) --------------------
     def incident(self, incident_id: str) -> str:
         """The incident's JSON snapshot."""
         return f"{self.namespace}:incident:{incident_id}"
-
-    def incident_version(self, incident_id: str) -> str:
-        """The incident's version: the guard of every compare-and-apply write."""
-        return f"{self.namespace}:incident:{incident_id}:version"
 
     def incident_posts(self, incident_id: str) -> str:
         """List of the incident's posts with their severities (JSON)."""
@@ -108,17 +104,14 @@ class Keys:
 
     @property
     def open_incidents(self) -> str:
-        """Sorted set of open incident ids by last activity: the quiet-period sweep reads it."""
+        """Sorted set of open incident ids by last activity: a new classify owner reads them."""
         return f"{self.namespace}:incidents:open"
 
-    def open_by_topic(self, topic: str) -> str:
-        """Sorted set of open incidents about a topic, by last activity: correlation reads it."""
-        return f"{self.namespace}:incidents:open:topic:{topic}"
-
-    def topic_version(self, topic: str) -> str:
-        """Bumped when an incident starts being about a topic: two replicas opening an incident
-        on the same topic at once conflict, and the loser joins the winner's incident."""
-        return f"{self.namespace}:incidents:open:topic:{topic}:version"
+    @property
+    def classify_owner(self) -> str:
+        """The ownership lease: the token of the one classify replica writing incidents now.
+        Every write of incident state is fenced by it (services/classify/lease.py)."""
+        return f"{self.namespace}:classify:owner"
 
     def thread(self, source: str, thread_id: str) -> str:
         """Which incident a thread belongs to."""

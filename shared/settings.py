@@ -118,10 +118,17 @@ class Settings(BaseSettings):
     max_deliveries: int = Field(
         default=5, ge=1, description="Deliveries of one stream entry before it is dead-lettered."
     )
+    owner_lease_s: float = Field(
+        default=10.0,
+        ge=0.3,
+        le=600,
+        description="classify's ownership lease: a standby replica takes over this long after "
+        "the owner dies (at once after a clean stop).",
+    )
 
     # Retention.
     trim_interval_s: float = Field(
-        default=60, gt=0, description="How often work streams are trimmed below what was acked."
+        default=1.0, gt=0, description="How often work streams are trimmed below what was acked."
     )
     dedup_ttl_s: int = Field(
         default=7 * 86_400, ge=60, description="How long a post id is remembered."

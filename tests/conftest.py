@@ -48,6 +48,9 @@ def make_settings(redis_url: str, namespace: str) -> Callable[..., Settings]:
             "send_backoff_s": 0.05,
             "send_timeout_s": 5,
             "public_url": "http://redalert.test",
+            # Work streams are trimmed as soon as they are consumed (default every second);
+            # tests read them afterwards to see what happened. Trimming tests set their own.
+            "trim_interval_s": 3600,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)
