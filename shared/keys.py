@@ -169,6 +169,10 @@ class Keys:
         """The secret signing ack/resolve links, when REDALERT_LINK_SECRET is not set."""
         return f"{self.namespace}:link-secret"
 
+    def link_used(self, sig: str) -> str:
+        """Set once a signed ack/resolve link was used (until it would have expired)."""
+        return f"{self.namespace}:link-used:{sig}"
+
     def notification(self, event_id: str, subscription_id: str) -> str:
         """The notification owed for one event to one subscription, and whether it was sent."""
         return f"{self.namespace}:notification:{event_id}:{subscription_id}"

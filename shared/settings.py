@@ -86,7 +86,9 @@ class Settings(BaseSettings):
         default=None,
         description="Signs the ack/resolve links in notifications; unset: generated per namespace.",
     )
-    link_ttl_s: int = Field(default=7 * 86_400, ge=60, description="How long such links work.")
+    link_ttl_s: int = Field(
+        default=86_400, ge=60, le=30 * 86_400, description="How long such links work (24 h)."
+    )
 
     # Files.
     rules_file: Path = PROJECT_ROOT / "config" / "rules.yaml"

@@ -4,6 +4,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import re
 from datetime import timedelta
 
 import apprise
@@ -140,8 +141,8 @@ async def test_mailto_delivers_a_readable_email_to_a_local_smtp_server(settings,
     body = mail.get_body(preferencelist=("plain", "html")).get_content()
     assert "Gas leak reported at plant 3" in body
     assert "http://redalert.test/v1/incidents/" in body
-    assert "/ack/link?expires=" in body
-    assert "/resolve/link?expires=" in body
+    assert re.search(r"/ack/link\?v=\d+&expires=\d+&sig=", body)  # signed as it went out
+    assert re.search(r"/resolve/link\?v=\d+&expires=\d+&sig=", body)
 
 
 async def test_a_gotify_push_target_at_127_0_0_1_is_delivered(settings, run_services, sink):

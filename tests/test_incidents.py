@@ -188,7 +188,10 @@ async def test_ack_resolve_and_reopen_through_api_signed_links_and_cli(running, 
     body = sink.messages()[0]["message"]
     link = re.search(r"Resolve: (\S+)", body).group(1)
     secret = await link_secret(running.redis, running.settings)
-    assert link == action_link(running.settings, secret, incident_id, "resolve", now=_issued(link))
+    version = int(re.search(r"\?v=(\d+)", link).group(1))
+    assert link == action_link(
+        running.settings, secret, incident_id, "resolve", version, now=_issued(link)
+    )
     path = urlsplit(link)._replace(scheme="", netloc="").geturl()
     page = await running.http.get(path)
     assert page.status_code == 200

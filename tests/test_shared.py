@@ -7,7 +7,7 @@ import pytest
 from pydantic import BaseModel
 
 from shared.codec import DecodeError, decode, encode, printable_fields, restore_fields
-from shared.links import action_link, signature, verify
+from shared.links import action_link, sign_links, signature, unsigned_link, verify
 from shared.models import Post
 from shared.secrets import mask_url, redact, url_secrets
 from shared.settings import Settings
@@ -94,13 +94,28 @@ def test_masked_urls_carry_no_secret(url, secret):
     assert redact(f"failed to send to {url}", url_secrets(url)).count(secret) == 0
 
 
-def test_links_are_signed_and_expire():
+def test_links_are_signed_bound_to_a_version_and_expire():
     settings = Settings(_env_file=None, public_url="https://ra.example", link_ttl_s=60)
-    link = action_link(settings, b"k", "inc1", "ack", now=1000)
-    assert link.startswith("https://ra.example/v1/incidents/inc1/ack/link?expires=1060&sig=")
+    link = action_link(settings, b"k", "inc1", "ack", 3, now=1000)
+    assert link.startswith("https://ra.example/v1/incidents/inc1/ack/link?v=3&expires=1060&sig=")
     sig = link.rsplit("sig=", 1)[1]
-    assert sig == signature(b"k", "inc1", "ack", 1060)
-    assert verify(b"k", "inc1", "ack", 1060, sig, now=1001) is None
-    assert verify(b"k", "inc1", "resolve", 1060, sig, now=1001) == "bad signature"
-    assert verify(b"other", "inc1", "ack", 1060, sig, now=1001) == "bad signature"
-    assert verify(b"k", "inc1", "ack", 1060, sig, now=2000) == "the link has expired"
+    assert sig == signature(b"k", "inc1", "ack", 3, 1060)
+    assert verify(b"k", "inc1", "ack", 3, 1060, sig, now=1001) is None
+    assert verify(b"k", "inc1", "resolve", 3, 1060, sig, now=1001)[0] == 403
+    assert verify(b"k", "inc1", "ack", 4, 1060, sig, now=1001)[0] == 403  # another version
+    assert verify(b"other", "inc1", "ack", 3, 1060, sig, now=1001)[0] == 403
+    assert verify(b"k", "inc1", "ack", 3, 1060, sig, now=2000) == (410, "it has expired")
+    assert verify(b"k", "inc1", "explode", 3, 1060, sig, now=1001)[0] == 404
+
+
+def test_messages_are_rendered_with_unsigned_links_and_signed_as_they_go_out():
+    settings = Settings(_env_file=None, public_url="https://ra.example", link_ttl_s=60)
+    unsigned = unsigned_link(settings.public_url, "inc1", "resolve", 7)
+    assert unsigned == "https://ra.example/v1/incidents/inc1/resolve/link?v=7"
+    text = f"Resolve: {unsigned}\nAgain: {unsigned}\nPage: https://ra.example/v1/incidents/inc1"
+    signed = sign_links(text, settings, b"k", now=1000)
+    expected = action_link(settings, b"k", "inc1", "resolve", 7, now=1000)
+    assert signed.count(expected) == 2
+    assert signed.endswith("Page: https://ra.example/v1/incidents/inc1")
+    assert sign_links(signed, settings, b"k", now=1000) == signed  # never signed twice
+    assert sign_links("no links here", settings, b"k") == "no links here"

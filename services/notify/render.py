@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from services.notify.firing import NoticeKind
 from shared import templates
-from shared.links import action_link
+from shared.links import unsigned_link
 from shared.models import Incident, IncidentEvent, IncidentStatus, Subscription, utcnow
 from shared.settings import Settings
 from shared.severity import Severity
@@ -115,13 +115,17 @@ def incident_url(public_url: str, incident_id: str) -> str:
     return f"{public_url.rstrip('/')}/v1/incidents/{incident_id}"
 
 
-def actions(settings: Settings, secret: bytes, incident: Incident) -> Links:
-    """Signed, expiring ack and resolve links, while those actions make sense."""
+def actions(settings: Settings, incident: Incident) -> Links:
+    """Ack and resolve links for this version of the incident, while those actions make sense.
+
+    Unsigned: the sender signs them as the message goes out (shared/links.py), so no stored
+    copy of a message (pending, digest, dead letter) holds a link that works."""
+    url, version = settings.public_url, incident.version
     return {
-        "ack": action_link(settings, secret, incident.id, "ack")
+        "ack": unsigned_link(url, incident.id, "ack", version)
         if incident.status is IncidentStatus.OPEN
         else None,
-        "resolve": action_link(settings, secret, incident.id, "resolve")
+        "resolve": unsigned_link(url, incident.id, "resolve", version)
         if incident.is_open
         else None,
     }

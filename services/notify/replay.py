@@ -25,6 +25,7 @@ from services.notify.render import Notification
 from services.notify.send import Sender, target_urls
 from shared import keys
 from shared.codec import restore_fields
+from shared.links import link_secret
 from shared.models import DeadLetter
 from shared.settings import Settings
 from shared.subscriptions import SubscriptionStore
@@ -142,6 +143,8 @@ class DeadLetters:
         n = Notification.model_validate_json(letter.fields["data"])
         if self._sender is None:
             self._sender = Sender(self.settings)
+        if self._sender.link_secret is None:  # fresh links: the letter keeps none that work
+            self._sender.link_secret = await link_secret(self.redis, self.settings)
         [result] = await self._sender.deliver(sub, n, indices=[index])
         circuits = CircuitStore(self.redis, self.k)
         old = (await circuits.read([(sub.id, index)])).get((sub.id, index))

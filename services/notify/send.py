@@ -29,6 +29,7 @@ import httpx
 from services.notify import webhook
 from services.notify.render import Notification
 from shared import targets
+from shared.links import sign_links
 from shared.models import Subscription, utcnow
 from shared.secrets import mask_plugin, mask_url, redact, url_secrets
 from shared.settings import Settings
@@ -103,6 +104,9 @@ class Sender:
             OrderedDict()
         )
         self._http: httpx.AsyncClient | None = None
+        # Signs the action links of each message as it goes out (shared/links.py); unset, they
+        # stay unsigned and do nothing.
+        self.link_secret: bytes | None = None
 
     async def deliver(
         self,
@@ -114,6 +118,7 @@ class Sender:
         attempts: int | None = None,
     ) -> list[UrlResult]:
         """Send to each target (or only those at `indices`), retrying each failed one alone."""
+        n = self._signed(n)
         urls = target_urls(sub)
         wanted = [i for i in (range(len(urls)) if indices is None else indices) if i < len(urls)]
         skip = skip or {}
@@ -134,6 +139,17 @@ class Sender:
             return result
 
         return list(await asyncio.gather(*(one(i) for i in wanted)))
+
+    def _signed(self, n: Notification) -> Notification:
+        if self.link_secret is None:
+            return n
+        secret, settings = self.link_secret, self.settings
+        return n.model_copy(
+            update={
+                "title": sign_links(n.title, settings, secret),
+                "body": sign_links(n.body, settings, secret),
+            }
+        )
 
     async def _with_retry(
         self, send: Callable[[], Awaitable[str | None]], tries: int

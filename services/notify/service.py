@@ -147,7 +147,6 @@ class NotifyService:
         self.consumers = [StreamConsumer(redis, settings, keys.INCIDENT_EVENTS, self.on_events)]
         # A decision older than this with no outcome is taken to be abandoned by a dead consumer.
         self.lease_s = settings.send_timeout_s * settings.send_attempts * 2 + 10
-        self._secret: bytes | None = None
 
     def background(self) -> list[Callable[[asyncio.Event], Awaitable[None]]]:
         return [self.run_due]
@@ -275,15 +274,13 @@ class NotifyService:
     # --- 1. decide (match → mute → dedup → rate limit → render → commit) ---------------------
 
     async def decide(self, jobs: list[Job]) -> list[Decided]:
-        if self._secret is None:
-            self._secret = await link_secret(self.redis, self.settings)
         silences = await self.silences.current()
         pairs = [(j, s) for j in jobs for s in j.subs]
         decided: list[Decided] = []
         for _ in range(MAX_CONFLICT_RETRIES):
             if not pairs:
                 return decided
-            signed = partial(actions, self.settings, self._secret)
+            signed = partial(actions, self.settings)  # unsigned: signed as they are sent
             env = Env(utcnow(), silences, self.settings.public_url, signed)
             pairs = await self._decide_once(pairs, env, decided)
         for job, _sub in pairs:
@@ -471,6 +468,8 @@ class NotifyService:
         ack: list[Any] | None = None,
         release: tuple[list[DueItem], int] | None = None,
     ) -> None:
+        if self.sender.link_secret is None:  # action links are signed as a message goes out
+            self.sender.link_secret = await link_secret(self.redis, self.settings)
         now = utcnow()
         targets = [(d.sub.id, i) for d in decided for i in range(len(target_urls(d.sub)))]
         circuits = await self.circuits.read(targets)

@@ -3,10 +3,14 @@
 GET shows a small confirmation page and changes nothing — chat and mail clients fetch links to
 preview them, and a preview must not acknowledge an incident. The page's button POSTs back to
 the same signed URL, which publishes the command. The signature is the credential: no token.
+A link works once, and only while the incident is still where it was when the message was sent
+(shared/links.py); otherwise 410 and a page saying why.
 """
 
 import html
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -15,13 +19,14 @@ from fastapi.responses import HTMLResponse
 from services.ingest.audit import note
 from services.ingest.context import Context, ctx
 from services.ingest.routes.incidents import act
-from shared.links import ACTIONS, link_secret, verify
-from shared.models import CommandAction
+from shared.links import claim_use, link_secret, moved_on, used_at, verify
+from shared.models import CommandAction, Incident, IncidentEvent
 
 router = APIRouter(tags=["incidents"])
 
 LINK_ACTOR = "link"  # who acts through a signed link: whoever holds it
 VERBS = {"ack": "Acknowledge", "resolve": "Resolve"}
+DONE = {"ack": "acknowledged", "resolve": "resolved"}
 
 
 def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
@@ -38,6 +43,7 @@ def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
 class SignedLink:
     incident_id: str
     action: str
+    version: int
     expires: int
     sig: str
 
@@ -45,35 +51,73 @@ class SignedLink:
 def signed_link(
     incident_id: str,
     action: str,
-    expires: int = Query(..., description="unix time the link stops working"),
-    sig: str = Query(..., max_length=128, description="HMAC-SHA256 of id:action:expires"),
+    v: int = Query(..., ge=0, le=10**12, description="the incident's version it was sent about"),
+    expires: int = Query(..., ge=0, le=10**12, description="unix time the link stops working"),
+    sig: str = Query(..., max_length=128, description="HMAC-SHA256 of id:action:v:expires"),
 ) -> SignedLink:
-    return SignedLink(incident_id, action, expires, sig)
+    return SignedLink(incident_id, action, v, expires, sig)
 
 
-async def _refusal(c: Context, link: SignedLink) -> HTMLResponse | None:
-    """The page to answer when the link must not be used; None when it is good."""
-    if link.action not in ACTIONS:
-        return _page("Unknown action", f"<p>{html.escape(link.action)} is not an action.</p>", 404)
+def _at(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _gone(why: str, incident: Incident | None = None) -> HTMLResponse:
+    now = (
+        f"<p>The incident is now <b>{html.escape(incident.status.value)}</b> "
+        f"({html.escape(incident.severity.label)}).</p>"
+        if incident is not None
+        else ""
+    )
+    return _page(
+        "This link no longer works",
+        f"<p>{html.escape(why)}.</p>{now}"
+        "<p>Links in notifications work once, and only while the incident is as it was when "
+        "the message was sent: use the latest message, or the API.</p>",
+        410,
+    )
+
+
+async def _timeline(c: Context, incident_id: str) -> list[IncidentEvent]:
+    raw = await c.redis.lrange(c.keys.incident_timeline(incident_id), 0, -1)
+    return [IncidentEvent.model_validate_json(r) for r in raw]
+
+
+async def _refusal(c: Context, link: SignedLink) -> tuple[HTMLResponse | None, Incident | None]:
+    """The page to answer when the link must not be used (None when it is good), and the
+    incident it is about."""
     secret = await link_secret(c.redis, c.settings)
-    if problem := verify(secret, link.incident_id, link.action, link.expires, link.sig):
-        return _page("This link does not work", f"<p>{html.escape(problem)}.</p>", 403)
-    return None
+    problem = verify(secret, link.incident_id, link.action, link.version, link.expires, link.sig)
+    if problem is not None:
+        code, why = problem
+        if code == 410:
+            return _gone(f"It has expired ({_at(link.expires)})"), None
+        title = "Unknown action" if code == 404 else "This link does not work"
+        return _page(title, f"<p>{html.escape(why)}.</p>", code), None
+    incident = await c.incidents.get(link.incident_id)
+    if incident is None:
+        return _page("No such incident", f"<p>{html.escape(link.incident_id)}</p>", 404), None
+    if (used := await used_at(c.redis, c.keys, link.sig)) is not None:
+        return _gone(f"It was already used ({_at(used)})", incident), incident
+    later = moved_on(link.action, link.version, await _timeline(c, link.incident_id))
+    if later is not None:
+        who = f" by {later.command.actor}" if later.command is not None else ""
+        why = f"The incident was {later.kind.value}{who} ({_at(later.at.timestamp())}) "
+        return _gone(why + "after this message was sent", incident), incident
+    return None, incident
 
 
 @router.get("/v1/incidents/{incident_id}/{action}/link", response_class=HTMLResponse)
 async def confirm_page(
     link: SignedLink = Depends(signed_link), c: Context = Depends(ctx)
 ) -> HTMLResponse:
-    if refusal := await _refusal(c, link):
+    refusal, incident = await _refusal(c, link)
+    if refusal is not None:
         return refusal
-    incident_id = link.incident_id
-    incident = await c.incidents.get(incident_id)
-    if incident is None:
-        return _page("No such incident", f"<p>{html.escape(incident_id)}</p>", 404)
+    assert incident is not None
     verb = VERBS[link.action]
     return _page(
-        f"{verb} incident {incident_id}?",
+        f"{verb} incident {link.incident_id}?",
         f"<p><b>{html.escape(incident.title)}</b></p>"
         f"<p>Now: {incident.severity.label}, {incident.status.value}.</p>"
         "<form method='post'>"
@@ -87,8 +131,11 @@ async def confirm_page(
 async def act_by_link(
     request: Request, link: SignedLink = Depends(signed_link), c: Context = Depends(ctx)
 ) -> HTMLResponse:
-    if refusal := await _refusal(c, link):
+    refusal, incident = await _refusal(c, link)
+    if refusal is not None:
         return refusal
+    if not await claim_use(c.redis, c.keys, link.sig, link.expires, time.time()):
+        return _gone("It was used a moment ago", incident)  # two clicks at once: one wins
     form = parse_qs((await request.body()).decode(errors="replace"))
     # The link is the credential, not a person: the actor is "link", the name typed is kept beside.
     claimed = (form.get("actor") or [""])[0].strip()[:200] or None
@@ -96,6 +143,5 @@ async def act_by_link(
     incident_id, action = link.incident_id, link.action
     note(request, actor=LINK_ACTOR, claimed=claimed, changes={"action": action, "note": text})
     await act(c, incident_id, CommandAction(action), LINK_ACTOR, text, via="link", claimed=claimed)
-    done = {"ack": "acknowledged", "resolve": "resolved"}[action]
     thanks = f"<p>Thank you, {html.escape(claimed)}.</p>" if claimed else ""
-    return _page(f"Incident {incident_id} {done}", thanks, 202)
+    return _page(f"Incident {incident_id} {DONE[action]}", thanks, 202)
