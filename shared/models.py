@@ -38,6 +38,21 @@ class Model(BaseModel):
 
 # --- posts -------------------------------------------------------------------------------------
 
+HintKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
+HintValue = Annotated[str, StringConstraints(max_length=200)]
+
+
+class SourceHint(Model):
+    """A structured source's own words about how serious a post is, as it said them: a status
+    page's `status` and `impact`, a CAP message's `severity`, `certainty` and `urgency`…
+
+    Kept raw: classify maps them to a severity through the rules file's `hints` table for the
+    `scheme`, so changing the mapping is editing that file, not the source.
+    """
+
+    scheme: HintKey  # statuspage, cap, grafana, json: which table in the rules file maps it
+    values: dict[HintKey, HintValue] = Field(max_length=20)
+
 
 class Post(Model):
     """One update from a source: a status, a feed item, a webhook call."""
@@ -61,6 +76,9 @@ class Post(Model):
     warnings: list[Annotated[str, StringConstraints(max_length=500)]] = Field(
         default_factory=list, max_length=10
     )
+    # Set by structured sources (status pages, CAP, Grafana, mapped JSON): a severity the rules
+    # file maps, which outranks the text's cue words (see Classification.hint).
+    hint: SourceHint | None = None
 
     @property
     def key(self) -> str:
@@ -86,6 +104,23 @@ class Hit(Model):
     by: str | None = None
 
 
+class HintVerdict(Model):
+    """What a post's SourceHint said, what the rules file made of it, and what the text said.
+
+    The hint wins: a structured source's own word outranks cue words. A text that reads
+    otherwise is kept here as a `disagreement`, shown in the explanation, never dropped.
+    """
+
+    scheme: str
+    says: dict[str, str]
+    rule: str  # the row of the rules file that matched: "hints.statuspage[2]"
+    severity: Severity
+    effect: Literal["resolve", "all_clear"] | None = None
+    text_severity: Severity  # what the text alone would have given
+    text_all_clear: bool = False
+    disagreement: str | None = None
+
+
 class Classification(Model):
     post: Post
     severity: Severity
@@ -95,6 +130,7 @@ class Classification(Model):
     stand_down: bool = False  # explicit stand-down: resolves the incident
     trust: float = 1.0
     hits: list[Hit] = Field(default_factory=list)
+    hint: HintVerdict | None = None  # the post carried a source's own severity hint
     rules_version: str = ""
     incident_id: str | None = None
     classified_at: datetime = Field(default_factory=utcnow)
@@ -134,6 +170,9 @@ class Incident(Model):
     labels: Labels = Field(default_factory=dict)
     # Its posts' warnings (shared.models.Post.warnings), each once, the first MAX_WARNINGS.
     warnings: list[str] = Field(default_factory=list)
+    # Its subjects (status-page components, CAP areas) and the last status said of each:
+    # an all-clear about some of them does not clear it while others are affected.
+    subjects: dict[str, str] = Field(default_factory=dict)
     version: int = 0
 
     @property

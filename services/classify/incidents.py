@@ -2,7 +2,9 @@
 
 Severity escalates at once and comes down only on an explicit all-clear from a source trusted at
 least as much as the one that raised it (hysteresis: one "still assessing" after a confirmed leak
-does not stand the alert down). A stand-down resolves the incident. People acknowledge, resolve
+does not stand the alert down). An all-clear about some of an incident's subjects (status-page
+components, places: shared/subjects.py) does not bring it down while another is still affected;
+an explicit stand-down resolves the incident whatever its subjects. People acknowledge, resolve
 and reopen through commands. Every change of severity or status is one IncidentEvent, whose id
 is the incident id and its new version, so the same transition always has the same id.
 """
@@ -25,6 +27,7 @@ from shared.models import (
     Post,
 )
 from shared.severity import Severity
+from shared.subjects import name_of, still_affected, subjects_of
 
 TITLE_CHARS = 120
 
@@ -46,7 +49,33 @@ def opens_incident(c: Classification) -> bool:
     if c.severity < Severity.ASSESSING:
         return False
     cue = any(h.kind == "cue" and h.effect in ("counted", "hedged") for h in c.hits)
-    return bool(c.topics) or cue or c.post.severity is not None
+    decided = c.post.severity is not None or (c.hint is not None and c.hint.effect is None)
+    return bool(c.topics) or cue or decided
+
+
+def subjects_said(c: Classification, known: dict[str, str]) -> dict[str, str]:
+    """What a post says of the incident's subjects: its subject labels. A structured all-clear
+    (a status page's `monitoring`) says no more than its labels: the components it does not
+    list keep their status. A text all-clear without labels clears the known subjects it names
+    ("Pages is operating normally."), or every one if it names none ("all systems normal")."""
+    said = subjects_of(c.post.labels)
+    structured = c.hint is not None and c.hint.effect is not None
+    if said or not c.all_clear or structured:
+        return said
+    text = c.post.text.lower()
+    named = {s: "clear" for s in known if _names(text, name_of(s).lower())}
+    return named or dict.fromkeys(known, "clear")
+
+
+def _names(text: str, name: str) -> bool:
+    at = text.find(name)
+    while at >= 0:
+        before = text[at - 1] if at else " "
+        after = text[at + len(name)] if at + len(name) < len(text) else " "
+        if not before.isalnum() and not after.isalnum():
+            return True
+        at = text.find(name, at + 1)
+    return False
 
 
 def title_for(post: Post) -> str:
@@ -76,6 +105,7 @@ def apply_post(
             terms=merge_terms([], salient_terms(post.text)),
             labels=dict(post.labels),
             warnings=list(dict.fromkeys(post.warnings))[:MAX_WARNINGS],
+            subjects=subjects_of(post.labels),
             version=1,
         )
         return Transition(
@@ -90,13 +120,15 @@ def apply_post(
     nxt.updated_at = now
     nxt.topics = sorted(set(nxt.topics) | set(c.topics))
     nxt.terms = merge_terms(nxt.terms, salient_terms(post.text))
+    said = subjects_said(c, incident.subjects)
+    nxt.subjects = {**incident.subjects, **said}
     if post.source not in nxt.sources:
         nxt.sources.append(post.source)
     nxt.labels = union(nxt.labels, post.labels)
     nxt.warnings = list(dict.fromkeys(nxt.warnings + post.warnings))[:MAX_WARNINGS]
     nxt.version += 1
 
-    kind, reason = _post_effect(incident, c)
+    kind, reason = _post_effect(incident, c, said, nxt.subjects)
     if kind is None:
         return Transition(nxt, [], changed=True)
     if kind is EventKind.REOPENED:
@@ -116,7 +148,9 @@ def apply_post(
     return Transition(nxt, [_event(kind, nxt, incident, c, reason)], changed=True)
 
 
-def _post_effect(incident: Incident, c: Classification) -> tuple[EventKind | None, str]:
+def _post_effect(
+    incident: Incident, c: Classification, said: dict[str, str], subjects: dict[str, str]
+) -> tuple[EventKind | None, str]:
     if not incident.is_open:
         # Posts and commands travel on separate streams and may be applied out of order: an
         # alarm received before the resolution was asked for is late news, not a new alarm.
@@ -128,13 +162,22 @@ def _post_effect(incident: Incident, c: Classification) -> tuple[EventKind | Non
     if c.stand_down and trusted:
         return EventKind.RESOLVED, f"resolved: stand-down ({_cue_text(c)})"
     if c.all_clear and trusted and c.severity < incident.severity:
+        if _partial(c, said, subjects):
+            return None, ""  # some subjects recovered, others not: it stays as it is
         return EventKind.DE_ESCALATED, f"all clear ({_cue_text(c)}): down to {c.severity.label}"
     if c.severity > incident.severity:
         return EventKind.ESCALATED, f"escalated to {c.severity.label}"
     return None, ""
 
 
+def _partial(c: Classification, said: dict[str, str], subjects: dict[str, str]) -> bool:
+    """An all-clear that leaves a subject of the incident affected (see `subjects_said`)."""
+    return bool(still_affected(subjects))
+
+
 def _cue_text(c: Classification) -> str:
+    if c.hint is not None and c.hint.effect is not None:
+        return f"{c.hint.scheme} says " + " ".join(f"{k}={v}" for k, v in c.hint.says.items())
     words = [f'"{h.text}"' for h in c.hits if h.kind in ("all_clear", "stand_down")]
     return ", ".join(words) or "explicit all-clear"
 

@@ -28,6 +28,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from services.classify.rules.guard import guard
+from services.classify.rules.hints import tables as hint_tables
+from services.classify.rules.hints import with_hint
 from services.classify.rules.schema import Direction, ModifierKind, RulesFile, Scope
 from shared.models import Classification, Hit, Post, utcnow
 from shared.severity import Severity
@@ -182,6 +184,7 @@ class Engine:
             for phrase in phrases:
                 first, *rest = normalise(phrase).split()
                 self._topics.setdefault(first, []).append((tuple(rest), topic))
+        self.hints = hint_tables(rules.hints)
         trust = rules.trust
         self._trust_sources = {k.lower(): v for k, v in trust.sources.items()}
         self._trust_authors = {k.lower().lstrip("@"): v for k, v in trust.authors.items()}
@@ -219,7 +222,7 @@ class Engine:
         else:
             danger, danger_score = None, 0.0
         is_clear = clear >= th.all_clear and clear > danger_score
-        return _classification(
+        c = _classification(
             post=post,
             severity=Severity.NO_DANGER if is_clear else danger or self.rules.default_severity,
             scores={
@@ -234,6 +237,8 @@ class Engine:
             hits=[_hit(f, text) for f in found],
             rules_version=self.version,
         )
+        # A structured source's own word outranks the cue words; the text is kept beside it.
+        return c if post.hint is None else with_hint(c, post.hint, self.hints)
 
     def trust(self, post: Post) -> float:
         if post.author and (t := self._trust_authors.get(post.author.lower().lstrip("@"))):

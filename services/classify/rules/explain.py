@@ -59,11 +59,32 @@ def verdict(c: Classification) -> str:
     flags = [f for f, on in (("all clear", c.all_clear), ("stand-down", c.stand_down)) if on]
     extra = f" — {', '.join(flags)}" if flags else ""
     preset = " (set by the source)" if c.post.severity is not None else ""
+    if c.hint is not None and not c.hint.rule.endswith("no row matches"):
+        preset = " (the source's hint)"
     return f"{c.severity.label}{preset}{extra} (scores: {scores}; trust {c.trust:g})"
 
 
+def hint_lines(c: Classification) -> list[str]:
+    """Which won, the source's own word or the text, why, and where they disagree."""
+    h = c.hint
+    if h is None:
+        return []
+    said = " ".join(f"{k}={v}" for k, v in h.says.items()) or "nothing"
+    if h.rule.endswith("no row matches"):
+        return [f"source hint ({h.scheme}): {said} — {h.rule}, so the text decides"]
+    became = {"resolve": "resolved", "all_clear": "all clear"}.get(h.effect or "", h.severity.label)
+    text = h.text_severity.label + (" (an all-clear)" if h.text_all_clear else "")
+    lines = [
+        f"source hint ({h.scheme}): {said} -> {became} by {h.rule}; the text alone: {text}; "
+        "the hint wins (a structured source's own word outranks cue words)"
+    ]
+    if h.disagreement:
+        lines.append(f"disagreement: {h.disagreement} — kept the source's, shown here")
+    return lines
+
+
 def explain(c: Classification) -> list[str]:
-    lines = [verdict(c), highlight(c.post.text, c.hits)]
+    lines = [verdict(c), *hint_lines(c), highlight(c.post.text, c.hits)]
     lines += [describe(h) for h in sorted(c.hits, key=lambda h: h.start)] or ["nothing fired"]
     if c.topics:
         lines.append(f"topics: {', '.join(c.topics)}")

@@ -159,6 +159,74 @@ class Trust(Strict):
     authors: dict[str, Annotated[float, Field(gt=0, le=10)]] = Field(default_factory=dict)
 
 
+HintValue = Annotated[str, BeforeValidator(_yaml_scalar), Field(min_length=1, max_length=200)]
+HintField = Annotated[str, Field(pattern=r"^[a-z0-9_]+$", max_length=64)]
+
+
+class HintRow(Strict):
+    """One row of a source-hint table: when the hint's fields have these values (any of each
+    list, compared without case; every field listed must match), the post gets this severity,
+    or this effect (`resolve`: the incident is resolved; `all_clear`: it may come down to no
+    danger). The first row that matches wins; a row without `when` matches every hint."""
+
+    when: dict[HintField, list[HintValue]] = Field(default_factory=dict)
+    severity: Severity | None = None
+    effect: Literal["resolve", "all_clear"] | None = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _says_something(self) -> "HintRow":
+        if (self.severity is None) == (self.effect is None):
+            raise ValueError("a hint row gives exactly one of `severity` or `effect`")
+        if any(not values for values in self.when.values()):
+            raise ValueError("each field in `when` lists at least one value")
+        return self
+
+
+def _row(then: str, **when: list[str]) -> HintRow:
+    key = "effect" if then in ("resolve", "all_clear") else "severity"
+    return HintRow.model_validate({"when": when, key: then})
+
+
+# The tables used for a scheme the rules file does not give (README: "Structured sources").
+DEFAULT_HINTS: dict[str, list[HintRow]] = {
+    "statuspage": [
+        _row("resolve", status=["resolved", "postmortem"]),
+        _row("all_clear", status=["monitoring"]),
+        _row("red_alert", impact=["critical", "major"]),
+        _row("assessing"),
+    ],
+    "cap": [
+        _row("no_danger", status=["Test", "Exercise", "Draft", "System"]),
+        _row("no_danger", msg_type=["Ack", "Error"]),
+        _row("resolve", msg_type=["Cancel"]),
+        _row("resolve", response_type=["AllClear"]),
+        _row("resolve", expires=["past"]),
+        _row(
+            "red_alert",
+            severity=["Extreme", "Severe"],
+            certainty=["Observed", "Likely"],
+            urgency=["Immediate", "Expected"],
+        ),
+        _row("no_danger", certainty=["Unlikely"]),
+        _row("assessing"),
+    ],
+    "grafana": [
+        _row("resolve", status=["resolved"]),
+        _row("red_alert", severity=["critical", "page", "emergency", "error", "high"]),
+        _row("no_danger", severity=["info", "informational", "low", "none", "ok"]),
+        _row("assessing"),
+    ],
+    "json": [
+        _row("resolve", status=["resolved", "ok", "closed", "recovered", "cancelled"]),
+        _row("red_alert", severity=["critical", "fatal", "emergency", "error", "high", "major"]),
+        _row("red_alert", severity=["p1", "sev1", "sev-1"]),
+        _row("no_danger", severity=["info", "informational", "low", "none", "ok", "debug"]),
+        _row("assessing"),
+    ],
+}
+
+
 class RulesFile(Strict):
     version: Literal[1] = 1
     default_severity: Severity = Severity.NO_DANGER
@@ -168,4 +236,7 @@ class RulesFile(Strict):
     ignore: Ignore = Ignore()
     topics: dict[RuleId, list[Phrase]] = Field(default_factory=dict)
     trust: Trust = Trust()
+    # Source hints (status pages, CAP, Grafana, mapped JSON) to severities, one table per
+    # scheme; a scheme left out uses DEFAULT_HINTS.
+    hints: dict[RuleId, list[HintRow]] = Field(default_factory=dict)
     # Rule ids are checked for uniqueness by the loader, which knows their lines.
