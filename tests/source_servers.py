@@ -437,3 +437,460 @@ class FakeMastodon:
                 chosen = [s for s in chosen if int(s["id"]) > int(q["since_id"])]
             page = chosen[-limit:]
         return _json(list(reversed(page)))
+
+
+# --- status pages (Atlassian Statuspage's public API) --------------------------------------------
+
+STATUS_T0 = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
+
+
+def _iso(minutes: float) -> str:
+    return (STATUS_T0 + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+@dataclass
+class StatusUpdate:
+    id: str
+    status: str  # investigating, identified, monitoring, resolved, postmortem
+    body: str
+    minutes: float
+    components: dict[str, str] = field(default_factory=dict)  # name -> its new status
+
+
+class StatusPage:
+    """`/api/v2/incidents.json` of a Statuspage-hosted page (githubstatus.com's shape): incidents
+    newest first, each with its updates newest first, the components each update changed (old
+    and new status) and the components' current status. Updates are added while tests run; it
+    answers conditional GETs by ETag."""
+
+    def __init__(self, name: str = "GitHub", page_id: str = "kctbh9vrtdwd") -> None:
+        self.page = {
+            "id": page_id,
+            "name": name,
+            "url": "https://www.githubstatus.com",
+            "time_zone": "Etc/UTC",
+            "updated_at": _iso(0),
+        }
+        self.incidents: list[dict[str, Any]] = []  # newest first
+        self.components: dict[str, str] = {}  # name -> status now
+        self._lock = threading.Lock()
+
+    def update(
+        self, incident_id: str, name: str, impact: str, update: StatusUpdate
+    ) -> dict[str, Any]:
+        with self._lock:
+            incident = next((i for i in self.incidents if i["id"] == incident_id), None)
+            if incident is None:
+                incident = {
+                    "id": incident_id,
+                    "name": name,
+                    "status": update.status,
+                    "created_at": _iso(update.minutes),
+                    "updated_at": _iso(update.minutes),
+                    "monitoring_at": None,
+                    "resolved_at": None,
+                    "impact": impact,
+                    "shortlink": f"https://stspg.io/{incident_id[:6]}",
+                    "started_at": _iso(update.minutes),
+                    "page_id": self.page["id"],
+                    "incident_updates": [],
+                    "components": [],
+                    "reminder_intervals": None,
+                }
+                self.incidents.insert(0, incident)
+            affected = []
+            for component, new in update.components.items():
+                old = self.components.get(component, "operational")
+                self.components[component] = new
+                affected.append(
+                    {
+                        "code": hashlib.sha1(component.encode()).hexdigest()[:12],
+                        "name": component,
+                        "old_status": old,
+                        "new_status": new,
+                    }
+                )
+            incident["incident_updates"].insert(
+                0,
+                {
+                    "id": update.id,
+                    "status": update.status,
+                    "body": update.body,
+                    "incident_id": incident_id,
+                    "created_at": _iso(update.minutes),
+                    "updated_at": _iso(update.minutes),
+                    "display_at": _iso(update.minutes),
+                    "affected_components": affected or None,
+                    "deliver_notifications": True,
+                    "custom_tweet": None,
+                    "tweet_id": None,
+                },
+            )
+            incident.update(status=update.status, impact=impact, updated_at=_iso(update.minutes))
+            if update.status == "monitoring":
+                incident["monitoring_at"] = _iso(update.minutes)
+            if update.status == "resolved":
+                incident["resolved_at"] = _iso(update.minutes)
+            incident["components"] = [
+                {
+                    "id": hashlib.sha1(c.encode()).hexdigest()[:12],
+                    "name": c,
+                    "status": self.components[c],
+                    "created_at": "2017-01-31T20:01:46.621Z",
+                    "updated_at": _iso(update.minutes),
+                    "position": n + 1,
+                    "description": None,
+                    "showcase": False,
+                    "start_date": None,
+                    "group_id": None,
+                    "page_id": self.page["id"],
+                    "group": False,
+                    "only_show_if_degraded": False,
+                }
+                for n, c in enumerate(sorted(self.components))
+            ]
+            self.page["updated_at"] = _iso(update.minutes)
+            return incident
+
+    def body(self) -> bytes:
+        with self._lock:
+            return json.dumps({"page": self.page, "incidents": self.incidents}).encode()
+
+    def __call__(self, request: Request) -> Answer:
+        body = self.body()
+        etag = 'W/"' + hashlib.sha1(body).hexdigest()[:20] + '"'
+        headers = {"etag": etag, "cache-control": "max-age=0, private, must-revalidate"}
+        if request.headers.get("if-none-match") == etag:
+            return Answer(304, b"", headers)
+        return Answer(200, body, {"content-type": "application/json; charset=utf-8", **headers})
+
+
+# --- CAP 1.2 -------------------------------------------------------------------------------------
+# The four example messages of the OASIS CAP 1.2 specification (Appendix A), as it prints them.
+
+CAP_HSAS = """<?xml version = "1.0" encoding = "UTF-8"?>
+<alert xmlns = "urn:oasis:names:tc:emergency:cap:1.2">
+  <identifier>43b080713727</identifier>
+  <sender>hsas@dhs.gov</sender>
+  <sent>2003-04-02T14:39:01-05:00</sent>
+  <status>Actual</status>
+  <msgType>Alert</msgType>
+  <scope>Public</scope>
+  <info>
+    <category>Security</category>
+    <event>Homeland Security Advisory System Update</event>
+    <urgency>Immediate</urgency>
+    <severity>Severe</severity>
+    <certainty>Likely</certainty>
+    <senderName>U.S. Government, Department of Homeland Security</senderName>
+    <headline>Homeland Security Sets Code ORANGE</headline>
+    <description>The Department of Homeland Security has elevated the Homeland Security Advisory System threat level to ORANGE / High in response to intelligence which may indicate a heightened threat of terrorism.</description>
+    <instruction> A High Condition is declared when there is a high risk of terrorist attacks. In addition to the Protective Measures taken in the previous Threat Conditions, Federal departments and agencies should consider agency-specific Protective Measures in accordance with their existing plans.</instruction>
+    <web>http://www.dhs.gov/dhspublic/display?theme=29</web>
+    <parameter>
+      <valueName>HSAS</valueName>
+      <value>ORANGE</value>
+    </parameter>
+    <resource>
+      <resourceDesc>Image file (GIF)</resourceDesc>
+      <mimeType>image/gif</mimeType>
+      <uri>http://www.dhs.gov/dhspublic/getAdvisoryImage</uri>
+    </resource>
+    <area>
+      <areaDesc>U.S. nationwide and interests worldwide</areaDesc>
+    </area>
+  </info>
+</alert>
+"""  # noqa: E501
+
+CAP_THUNDERSTORM = """<?xml version = "1.0" encoding = "UTF-8"?>
+<alert xmlns = "urn:oasis:names:tc:emergency:cap:1.2">
+  <identifier>KSTO1055887203</identifier>
+  <sender>KSTO@NWS.NOAA.GOV</sender>
+  <sent>2003-06-17T14:57:00-07:00</sent>
+  <status>Actual</status>
+  <msgType>Alert</msgType>
+  <scope>Public</scope>
+  <info>
+    <category>Met</category>
+    <event>SEVERE THUNDERSTORM</event>
+    <responseType>Shelter</responseType>
+    <urgency>Immediate</urgency>
+    <severity>Severe</severity>
+    <certainty>Observed</certainty>
+    <eventCode>
+      <valueName>SAME</valueName>
+      <value>SVR</value>
+    </eventCode>
+    <expires>2003-06-17T16:00:00-07:00</expires>
+    <senderName>NATIONAL WEATHER SERVICE SACRAMENTO CA</senderName>
+    <headline>SEVERE THUNDERSTORM WARNING</headline>
+    <description> AT 254 PM PDT...NATIONAL WEATHER SERVICE DOPPLER RADAR INDICATED A SEVERE THUNDERSTORM OVER SOUTH CENTRAL ALPINE COUNTY...OR ABOUT 18 MILES SOUTHEAST OF KIRKWOOD...MOVING SOUTHWEST AT 5 MPH. HAIL...INTENSE RAIN AND STRONG DAMAGING WINDS ARE LIKELY WITH THIS STORM.</description>
+    <instruction>TAKE COVER IN A SUBSTANTIAL SHELTER UNTIL THE STORM PASSES.</instruction>
+    <contact>BARUFFALDI/JUSKIE</contact>
+    <area>
+      <areaDesc>EXTREME NORTH CENTRAL TUOLUMNE COUNTY IN CALIFORNIA, EXTREME NORTHEASTERN CALAVERAS COUNTY IN CALIFORNIA, SOUTHWESTERN ALPINE COUNTY IN CALIFORNIA</areaDesc>
+      <polygon>38.47,-120.14 38.34,-119.95 38.52,-119.74 38.62,-119.89 38.47,-120.14</polygon>
+      <geocode>
+        <valueName>SAME</valueName>
+        <value>006109</value>
+      </geocode>
+      <geocode>
+        <valueName>SAME</valueName>
+        <value>006009</value>
+      </geocode>
+      <geocode>
+        <valueName>SAME</valueName>
+        <value>006003</value>
+      </geocode>
+    </area>
+  </info>
+</alert>
+"""  # noqa: E501
+
+CAP_EARTHQUAKE = """<?xml version = "1.0" encoding = "UTF-8"?>
+<alert xmlns = "urn:oasis:names:tc:emergency:cap:1.2">
+  <identifier>TRI13970876.2</identifier>
+  <sender>trinet@caltech.edu</sender>
+  <sent>2003-06-11T20:56:00-07:00</sent>
+  <status>Actual</status>
+  <msgType>Update</msgType>
+  <scope>Public</scope>
+  <references>trinet@caltech.edu,TRI13970876.1,2003-06-11T20:30:00-07:00</references>
+  <info>
+    <category>Geo</category>
+    <event>Earthquake</event>
+    <urgency>Past</urgency>
+    <severity>Minor</severity>
+    <certainty>Observed</certainty>
+    <senderName>Southern California Seismic Network (TriNet) operated by Caltech and USGS</senderName>
+    <headline>EQ 3.4 Imperial County CA</headline>
+    <description>A minor earthquake measuring 3.4 on the Richter scale occurred near Brawley, California at 8:30 PM Pacific Daylight Time on Wednesday, June 11, 2003. (This event has now been reviewed by a seismologist)</description>
+    <web>http://www.trinet.org/scsn/scsn.html</web>
+    <parameter>
+      <valueName>EventID</valueName>
+      <value>13970876</value>
+    </parameter>
+    <parameter>
+      <valueName>Version</valueName>
+      <value>1</value>
+    </parameter>
+    <parameter>
+      <valueName>Magnitude</valueName>
+      <value>3.4 Ml</value>
+    </parameter>
+    <parameter>
+      <valueName>Depth</valueName>
+      <value>11.8 mi.</value>
+    </parameter>
+    <parameter>
+      <valueName>Quality</valueName>
+      <value>Excellent</value>
+    </parameter>
+    <area>
+      <areaDesc>1 mi. WSW of Brawley, CA; 11 mi. N of El Centro, CA; 30 mi. E of OCOTILLO (quarry); 1 mi. N of the Imperial Fault</areaDesc>
+      <circle>32.9525,-115.5527 0</circle>
+    </area>
+  </info>
+</alert>
+"""  # noqa: E501
+
+CAP_AMBER = """<?xml version = "1.0" encoding = "UTF-8"?>
+<alert xmlns = "urn:oasis:names:tc:emergency:cap:1.2">
+  <identifier>KAR0-0306112239-SW</identifier>
+  <sender>KARO@CLETS.DOJ.CA.GOV</sender>
+  <sent>2003-06-11T22:39:00-07:00</sent>
+  <status>Actual</status>
+  <msgType>Alert</msgType>
+  <source>SW</source>
+  <scope>Public</scope>
+  <info>
+    <language>en-US</language>
+    <category>Rescue</category>
+    <event>Child Abduction</event>
+    <urgency>Immediate</urgency>
+    <severity>Severe</severity>
+    <certainty>Likely</certainty>
+    <eventCode>
+      <valueName>SAME</valueName>
+      <value>CAE</value>
+    </eventCode>
+    <senderName>Los Angeles Police Dept - LAPD</senderName>
+    <headline>Amber Alert in Los Angeles County</headline>
+    <description>DATE/TIME: 06/11/03, 1915 HRS.  VICTIM(S): KHAYRI DOE JR. M/B BLK/BRO 3'0", 40 LBS. LIGHT COMPLEXION.  DOB 06/24/01. WEARING RED SHORTS, WHITE T-SHIRT, W/BLUE COLLAR.  LOCATION: 5721 DOE ST., LOS ANGELES, CA.  SUSPECT(S): KHAYRI DOE SR. DOB 04/18/71 M/B, BLK HAIR, BRO EYE. VEHICLE: 81' BUICK 2-DR, BLUE (4XXX000).</description>
+    <contact>DET. SMITH, 77TH DIV, LOS ANGELES POLICE DEPT-LAPD AT 213 485-2389</contact>
+    <area>
+      <areaDesc>Los Angeles County</areaDesc>
+      <geocode>
+        <valueName>SAME</valueName>
+        <value>006037</value>
+      </geocode>
+    </area>
+  </info>
+  <info>
+    <language>es-US</language>
+    <category>Rescue</category>
+    <event>Abducción de Niño</event>
+    <urgency>Immediate</urgency>
+    <severity>Severe</severity>
+    <certainty>Likely</certainty>
+    <eventCode>
+      <valueName>SAME</valueName>
+      <value>CAE</value>
+    </eventCode>
+    <senderName>Departamento de Policía de Los Ángeles - LAPD</senderName>
+    <headline>Alerta Amber en el condado de Los Ángeles</headline>
+    <description>DÍA/HORA: 06/11/03, 1915 HORAS. VÍCTIMA(S): KHAYRI DOE JR. M/N PELO NEGRO/OJOS CAFÉ 3'0", 40 LIBRAS. TEZ CLARA. DOB 06/24/01. LLEVA PANTALONES CORTOS ROJOS, CAMISETA BLANCA, CON CUELLO AZUL. LOCALIZACIÓN: 5721 DOE ST., LOS ÁNGELES, CA. SOSPECHOSO(S): KHAYRI DOE SR. DOB 04/18/71 M/N, PELO NEGRO, OJOS CAFÉ. VEHÍCULO: 81' BUICK 2-PUERTAS, AZUL (4XXX000)</description>
+    <contact>DET. SMITH, 77TH DIV, LOS ANGELES POLICE DEPT-LAPD AT 213 485-2389</contact>
+    <area>
+      <areaDesc>condado de Los Ángeles</areaDesc>
+      <geocode>
+        <valueName>SAME</valueName>
+        <value>006037</value>
+      </geocode>
+    </area>
+  </info>
+</alert>
+"""  # noqa: E501
+
+CAP_EXAMPLES = {
+    "hsas": CAP_HSAS,
+    "thunderstorm": CAP_THUNDERSTORM,
+    "earthquake": CAP_EARTHQUAKE,
+    "amber": CAP_AMBER,
+}
+
+
+def cap_alert(
+    identifier: str,
+    *,
+    sent: datetime,
+    msg_type: str = "Alert",
+    references: list[tuple[str, datetime]] = (),  # type: ignore[assignment]
+    severity: str = "Severe",
+    certainty: str = "Likely",
+    urgency: str = "Expected",
+    expires: datetime | None = None,
+    headline: str = "",
+    description: str = "",
+    areas: list[tuple[str, str]] = (),  # type: ignore[assignment]  (areaDesc, FIPS6 code)
+    event: str = "Hazardous Materials Warning",
+    sender: str = "w-nws.webmaster@noaa.gov",
+    response: str = "Shelter",
+) -> str:
+    """A CAP 1.2 message as a warning authority writes one (Alert, Update or Cancel)."""
+    refs = " ".join(f"{sender},{ident},{when.isoformat()}" for ident, when in references)
+    area_xml = "".join(
+        f"""
+      <area>
+        <areaDesc>{escape(desc)}</areaDesc>
+        <geocode><valueName>FIPS6</valueName><value>{code}</value></geocode>
+      </area>"""
+        for desc, code in areas
+    )
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
+  <identifier>{identifier}</identifier>
+  <sender>{sender}</sender>
+  <sent>{sent.isoformat()}</sent>
+  <status>Actual</status>
+  <msgType>{msg_type}</msgType>
+  <scope>Public</scope>{f"{chr(10)}  <references>{refs}</references>" if refs else ""}
+  <info>
+    <language>en-US</language>
+    <category>Safety</category>
+    <category>CBRNE</category>
+    <event>{escape(event)}</event>
+    <responseType>{response}</responseType>
+    <urgency>{urgency}</urgency>
+    <severity>{severity}</severity>
+    <certainty>{certainty}</certainty>
+    <effective>{sent.isoformat()}</effective>{
+        f"{chr(10)}    <expires>{expires.isoformat()}</expires>" if expires else ""
+    }
+    <senderName>NWS Houston/Galveston TX</senderName>
+    <headline>{escape(headline)}</headline>
+    <description>{escape(description)}</description>
+    <instruction>Stay indoors, close windows and doors, turn off ventilation.</instruction>{
+        area_xml
+    }
+  </info>
+</alert>
+"""
+
+
+def cap_feed(entries: list[tuple[str, str, datetime]], base: str) -> bytes:
+    """An Atom feed of CAP alerts as MeteoAlarm publishes them: each entry links to its CAP
+    document (`application/cap+xml`). `entries`: (identifier, title, updated)."""
+    items = "".join(
+        f"""
+  <entry>
+    <id>{base}/cap/{ident}.xml</id>
+    <title>{escape(title)}</title>
+    <updated>{when.isoformat()}</updated>
+    <link rel="alternate" type="application/cap+xml" href="{base}/cap/{ident}.xml"/>
+    <author><name>NWS Houston/Galveston TX</name></author>
+    <summary>{escape(title)}</summary>
+  </entry>"""
+        for ident, title, when in entries
+    )
+    newest = max((w for _, _, w in entries), default=STATUS_T0).isoformat()
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom">
+  <id>{base}/cap/feed.atom</id>
+  <title>Public warnings</title>
+  <updated>{newest}</updated>
+  <link rel="self" href="{base}/cap/feed.atom"/>{items}
+</feed>
+""".encode()
+
+
+# Documents a CAP source must refuse without harm.
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+ <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+ <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
+ <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
+ <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
+ <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
+]>
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
+  <identifier>lolz</identifier><sender>x</sender><sent>2026-11-30T14:00:00Z</sent>
+  <status>Actual</status><msgType>Alert</msgType><scope>Public</scope>
+  <info><event>&lol9;</event><urgency>Immediate</urgency><severity>Extreme</severity>
+  <certainty>Observed</certainty><headline>&lol9;</headline></info>
+</alert>
+"""
+
+
+def external_entity(url: str) -> bytes:
+    """A message whose headline is an external entity: a parser that resolved it would read a
+    local file, or call `url` (the test counts the calls)."""
+    return f"""<?xml version="1.0"?>
+<!DOCTYPE alert [
+ <!ENTITY secret SYSTEM "file:///etc/passwd">
+ <!ENTITY remote SYSTEM "{url}">
+]>
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
+  <identifier>xxe</identifier><sender>x</sender><sent>2026-11-30T14:00:00Z</sent>
+  <status>Actual</status><msgType>Alert</msgType><scope>Public</scope>
+  <info><event>Test</event><urgency>Immediate</urgency><severity>Extreme</severity>
+  <certainty>Observed</certainty><headline>&secret;&remote;</headline></info>
+</alert>
+""".encode()
+
+
+def huge_cap(megabytes: int = 50) -> bytes:
+    """A well-formed CAP message of `megabytes` MB (a description that never ends)."""
+    head = b"""<?xml version="1.0"?>
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>huge</identifier>
+<sender>x</sender><sent>2026-11-30T14:00:00Z</sent><status>Actual</status><msgType>Alert</msgType>
+<scope>Public</scope><info><event>Flood</event><urgency>Immediate</urgency>
+<severity>Extreme</severity><certainty>Observed</certainty><description>"""
+    tail = b"</description></info></alert>"
+    return head + b"water " * (megabytes * 1_000_000 // 6) + tail

@@ -301,7 +301,7 @@ def _errors(data: dict) -> dict[str, str]:
 
 def test_spec_errors_name_the_field():
     assert _errors({"name": "x", "kind": "gopher", "url": "http://a"}) == {
-        "kind": "Input should be 'rss', 'mastodon' or 'webhook'"
+        "kind": "Input should be 'rss', 'mastodon', 'webhook', 'statuspage', 'cap' or 'json'"
     }
     assert _errors({"name": "x", "kind": "rss", "url": "feed.xml"}) == {
         "url": "Value error, must be an http:// or https:// URL with a host"
@@ -364,7 +364,8 @@ def test_sources_file_errors_name_file_line_and_reason(tmp_path: Path):
         load_sources_file(path)
     assert str(e.value).splitlines() == [
         f"{path}:7: sources.1.url: must be an http:// or https:// URL with a host",
-        f"{path}:10: sources.2.kind: Input should be 'rss', 'mastodon' or 'webhook'",
+        f"{path}:10: sources.2.kind: Input should be 'rss', 'mastodon', 'webhook', 'statuspage', "
+        "'cap' or 'json'",
     ]
 
 

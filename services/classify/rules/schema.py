@@ -209,6 +209,7 @@ DEFAULT_HINTS: dict[str, list[HintRow]] = {
             urgency=["Immediate", "Expected"],
         ),
         _row("no_danger", certainty=["Unlikely"]),
+        _row("no_danger", urgency=["Past"]),
         _row("assessing"),
     ],
     "grafana": [

@@ -26,6 +26,8 @@ class Cursor(BaseModel):
     etag: str | None = None
     last_modified: str | None = None
     seen: list[str] = Field(default_factory=list)  # item ids in the last document read
+    # statuspage: set after the first read (which takes what was already over as history)
+    primed: bool = False
     # mastodon
     since_id: str | None = None
     account_id: str | None = None

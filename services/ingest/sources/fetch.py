@@ -46,12 +46,14 @@ class Http:
         *,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        max_bytes: int = MAX_BODY_BYTES,
     ) -> Response:
-        """A 2xx or 304 answer; anything else raises `SourceError`."""
+        """A 2xx or 304 answer; anything else raises `SourceError`. A body longer than
+        `max_bytes` is refused as it streams in, before anyone parses it."""
         try:
             # httpx's timeout is per read; this one bounds the whole answer (a slow drip too).
             async with asyncio.timeout(self.timeout_s):
-                response = await self._get(url, params, headers)
+                response = await self._get(url, params, headers, max_bytes)
         except TimeoutError:
             raise SourceError(f"timed out after {self.timeout_s:g}s") from None
         except httpx.TimeoutException:
@@ -66,14 +68,21 @@ class Http:
         )
 
     async def _get(
-        self, url: str, params: Mapping[str, str] | None, headers: Mapping[str, str] | None
+        self,
+        url: str,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        max_bytes: int,
     ) -> Response:
         async with self.client.stream("GET", url, params=params, headers=headers) as r:
+            length = r.headers.get("content-length", "")
+            if length.isdigit() and int(length) > max_bytes:  # said up front: not even read
+                raise SourceError(f"answer larger than {max_bytes} bytes ({length} announced)")
             body = bytearray()
             async for chunk in r.aiter_bytes():
                 body += chunk
-                if len(body) > MAX_BODY_BYTES:
-                    raise SourceError(f"answer larger than {MAX_BODY_BYTES} bytes")
+                if len(body) > max_bytes:
+                    raise SourceError(f"answer larger than {max_bytes} bytes")
             return Response(r.status_code, r.headers, bytes(body), str(r.url))
 
 

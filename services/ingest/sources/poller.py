@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 
 from services.ingest.publish import Publisher
-from services.ingest.sources import mastodon, rss
+from services.ingest.sources import cap, mastodon, rss, statuspage
 from services.ingest.sources.base import Cursor, Page, SourceError
 from services.ingest.sources.fetch import Http
 from services.ingest.sources.schedule import next_delay
@@ -35,7 +35,12 @@ log = logging.getLogger("redalert.sources")
 MAX_CONCURRENT_POLLS = 16  # per replica
 
 Reader = Callable[[Http, Source, Cursor], AsyncIterator[Page]]
-READERS: dict[SourceKind, Reader] = {SourceKind.RSS: rss.read, SourceKind.MASTODON: mastodon.read}
+READERS: dict[SourceKind, Reader] = {
+    SourceKind.RSS: rss.read,
+    SourceKind.MASTODON: mastodon.read,
+    SourceKind.STATUSPAGE: statuspage.read,
+    SourceKind.CAP: cap.read,
+}
 
 
 @dataclass

@@ -21,6 +21,7 @@ from pydantic import (
     field_validator,
 )
 
+from services.ingest.sources.jsonmap import JsonMapping
 from shared.models import Identifier, utcnow
 from shared.secrets import MASK
 from shared.yamlfile import ConfigError, load_file
@@ -35,9 +36,13 @@ class SourceKind(StrEnum):
     RSS = "rss"  # RSS 0.9x/1.0/2.0 and Atom, polled
     MASTODON = "mastodon"  # any Mastodon-API server, polled
     WEBHOOK = "webhook"  # pushed to redalert, signed
+    STATUSPAGE = "statuspage"  # an Atlassian Statuspage's incidents.json, polled
+    CAP = "cap"  # OASIS CAP 1.2 alerts: one message or an Atom feed of them, polled
+    JSON = "json"  # any JSON pushed to redalert, signed, read through `mapping`
 
 
-POLLED = frozenset({SourceKind.RSS, SourceKind.MASTODON})
+POLLED = frozenset({SourceKind.RSS, SourceKind.MASTODON, SourceKind.STATUSPAGE, SourceKind.CAP})
+PUSHED = frozenset({SourceKind.WEBHOOK, SourceKind.JSON})
 MASTODON_TARGETS = ("account", "hashtag", "list")
 
 
@@ -56,7 +61,9 @@ class SourceSpec(BaseModel):
         default=None,
         max_length=2_000,
         validate_default=True,
-        description="rss: the feed; mastodon: the server (https://mastodon.social).",
+        description="rss: the feed; mastodon: the server (https://mastodon.social); statuspage: "
+        "the page (https://www.githubstatus.com) or its incidents.json; cap: a CAP message or an "
+        "Atom feed of them.",
     )
     interval_s: float = Field(
         default=60.0, gt=0, le=7 * 86_400, description="Seconds between polls."
@@ -73,16 +80,26 @@ class SourceSpec(BaseModel):
         default=None, validate_default=True, description="mastodon: optional access token."
     )
     secret: SecretStr | None = Field(
-        default=None, validate_default=True, description="webhook: the HMAC-SHA256 key."
+        default=None, validate_default=True, description="webhook, json: the HMAC-SHA256 key."
+    )
+    language: str | None = Field(
+        default=None,
+        validate_default=True,
+        pattern=r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$",
+        description="cap: which language's info block to read (en-US, fr…); default English, "
+        "else the first.",
+    )
+    mapping: JsonMapping | None = Field(
+        default=None, validate_default=True, description="json: where each field of a post is."
     )
 
     @field_validator("url")
     @classmethod
     def _url(cls, url: str | None, info: ValidationInfo) -> str | None:
         kind = _kind(info)
-        if kind is SourceKind.WEBHOOK:
+        if kind in PUSHED:
             if url is not None:
-                raise ValueError("webhook sources are pushed to; they have no url")
+                raise ValueError(f"{kind} sources are pushed to; they have no url")
             return None
         if kind is None:
             return url
@@ -129,14 +146,32 @@ class SourceSpec(BaseModel):
     @classmethod
     def _secret(cls, secret: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         kind = _kind(info)
-        if kind is SourceKind.WEBHOOK:
+        if kind in PUSHED:
             if secret is None:
-                raise ValueError("required for webhook sources (the HMAC key senders sign with)")
+                raise ValueError(f"required for {kind} sources (the HMAC key senders sign with)")
             if len(secret.get_secret_value()) < 16:
                 raise ValueError("must be at least 16 characters")
         elif secret is not None and kind is not None:
-            raise ValueError("only for webhook sources")
+            raise ValueError("only for webhook and json sources")
         return secret
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, language: str | None, info: ValidationInfo) -> str | None:
+        kind = _kind(info)
+        if language is not None and kind is not None and kind is not SourceKind.CAP:
+            raise ValueError("only for cap sources")
+        return language
+
+    @field_validator("mapping")
+    @classmethod
+    def _mapping(cls, mapping: JsonMapping | None, info: ValidationInfo) -> JsonMapping | None:
+        kind = _kind(info)
+        if kind is SourceKind.JSON and mapping is None:
+            raise ValueError("required for json sources (at least `text`: where the text is)")
+        if mapping is not None and kind is not None and kind is not SourceKind.JSON:
+            raise ValueError("only for json sources")
+        return mapping
 
     # --- what follows from the declaration ---------------------------------------------------
 
