@@ -1,11 +1,16 @@
 """Subjects: what an incident is about, part by part (a status page's components, a warning's
-areas), named in a post's labels as `component:<name>` or `area:<name>` with a status.
+areas), named in a post's labels as `component:<name>` or `area:<name>` with a status
+(`component:Git_Operations=degraded_performance`: label names allow no spaces, so a name's
+other characters become `_`; see `label`).
 
 An all-clear about some subjects does not clear an incident while another is still affected.
 Sources write these labels (ingest); the incident state machine reads them (classify).
 """
 
+import re
 from collections.abc import Mapping
+
+from shared.labels import MAX_NAME
 
 PREFIXES = ("component:", "area:")
 
@@ -13,6 +18,16 @@ PREFIXES = ("component:", "area:")
 # mapped JSON write for an area or a component that is no longer affected).
 CLEAR = frozenset({"operational", "clear", "ok", "normal", "resolved", "all_clear"})
 AFFECTED = "affected"
+
+
+_NOT_IN_NAME = re.compile(r"[^A-Za-z0-9_.:/\-]+")
+
+
+def label(prefix: str, name: str) -> str:
+    """The label naming a subject: `label("component:", "Git Operations")` ->
+    `component:Git_Operations` (a valid label name whatever the subject is called)."""
+    slug = _NOT_IN_NAME.sub("_", name.strip()).strip("_") or "unnamed"
+    return (prefix + slug)[:MAX_NAME]
 
 
 def subjects_of(labels: Mapping[str, str]) -> dict[str, str]:
@@ -25,8 +40,8 @@ def is_affected(status: str) -> bool:
 
 
 def name_of(subject: str) -> str:
-    """`component:Actions` -> `Actions`."""
-    return subject.partition(":")[2] or subject
+    """`component:Git_Operations` -> `Git Operations`, as a text would name it."""
+    return (subject.partition(":")[2] or subject).replace("_", " ")
 
 
 def still_affected(subjects: Mapping[str, str]) -> list[str]:

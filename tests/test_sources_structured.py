@@ -244,8 +244,8 @@ async def test_cap_spec_examples_and_an_alert_update_cancel_chain(
     # The chain: one incident, red alert, the update joined it, the cancel resolved it.
     assert (after_update["severity"], after_update["status"]) == ("red_alert", "open")
     assert after_update["subjects"] == {
-        "area:Harris, TX": "affected",
-        "area:Galveston, TX": "affected",
+        "area:Harris_TX": "affected",
+        "area:Galveston_TX": "affected",
     }
     assert (chained["severity"], chained["status"]) == ("no_danger", "resolved")
     assert kinds(d) == ["opened", "resolved"]

@@ -29,12 +29,16 @@ from services.ingest.sources.base import Cursor, Page, SourceError
 from services.ingest.sources.fetch import Http
 from services.ingest.sources.spec import Source
 from services.ingest.sources.text import clip, tidy
+from shared.labels import clean
 from shared.models import Post, SourceHint, utcnow
+from shared.subjects import AFFECTED
+from shared.subjects import label as subject_label
 
 MAX_XML_BYTES = 2_000_000  # a CAP message is a few KB; a feed of a few hundred fits easily
 MAX_LINKED = 20  # linked CAP documents fetched per poll; the rest wait for the next one
 MAX_AREAS = 20
 MAX_GEOCODES = 10
+CLEARED = "clear"
 CAP_NAMESPACE = "urn:oasis:names:tc:emergency:cap:"  # 1.2, and 1.1 which reads the same here
 ATOM_NAMESPACE = "http://www.w3.org/2005/Atom"
 CAP_TYPES = ("application/cap+xml", "application/common-alerting-protocol+xml")
@@ -172,13 +176,15 @@ def message_to_post(
         desc = _text(area, "areaDesc")
         if desc:
             area_names.append(desc)
-            labels[f"area:{desc[:150]}"] = "clear" if over else "affected"
+            labels[subject_label("area:", desc)] = CLEARED if over else AFFECTED
         for code in _children(area, "geocode"):
             name, value = _text(code, "valueName"), _text(code, "value")
             if name and value:
                 geocodes.setdefault(name, []).append(value)
+    if area_names:
+        labels["area_desc"] = "; ".join(area_names)
     for name, values in list(geocodes.items())[:MAX_GEOCODES]:
-        labels[f"geocode:{name[:50]}"] = " ".join(dict.fromkeys(values))[:200]
+        labels[f"geocode:{name[:50]}"] = " ".join(dict.fromkeys(values))
     values = {"msg_type": msg_type, "status": status}
     for key, name in (("severity", "severity"), ("certainty", "certainty"), ("urgency", "urgency")):
         if said := _text(fields, name):
@@ -201,7 +207,7 @@ def message_to_post(
             in_reply_to=_post_id(refs[-1].identifier) if refs else None,
             published_at=_when(_text(message, "sent")) or _when(_text(fields, "effective")),
             hint=SourceHint(scheme="cap", values={k: v[:200] for k, v in values.items()}),
-            labels=labels,
+            labels=clean(labels),  # clipped to the bounds of labels, bad names left out
         )
     except ValidationError as e:
         err = e.errors()[0]

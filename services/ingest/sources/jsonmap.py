@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from services.ingest.sources.text import clip, tidy
+from shared.labels import check_name, clean
 from shared.models import Post, SourceHint
 
 MAX_EVENTS = 1_000
@@ -142,8 +143,8 @@ class JsonMapping(BaseModel):
     @classmethod
     def _label_paths(cls, labels: dict[str, str]) -> dict[str, str]:
         for name, path in labels.items():
-            if not name or len(name) > 100:
-                raise ValueError(f"label name {name!r}: 1 to 100 characters")
+            if (why := check_name(name)) is not None:
+                raise ValueError(why)
             parse_path(path)
         return labels
 
@@ -171,11 +172,7 @@ class JsonMapping(BaseModel):
             for k in ("severity", "status")
             if (v := scalar(event, getattr(self, k)))
         }
-        labels = {
-            name: value[:200]
-            for name, path in self.labels.items()
-            if (value := scalar(event, path))
-        }
+        labels = clean((name, scalar(event, path)) for name, path in self.labels.items())
         post_id = scalar(event, self.id) or _digest(event)
         try:
             return Post(

@@ -24,7 +24,9 @@ from services.ingest.sources.base import Cursor, Page, SourceError
 from services.ingest.sources.fetch import Http
 from services.ingest.sources.spec import Source
 from services.ingest.sources.text import clip, tidy
+from shared.labels import clean
 from shared.models import Post, SourceHint
+from shared.subjects import label as subject_label
 
 API_PATH = "/api/v2/incidents.json"
 OVER = frozenset({"resolved", "postmortem"})
@@ -88,11 +90,11 @@ def update_to_post(
         return None
     said = f"{status.replace('_', ' ').capitalize()}: {body}" if status and body else body
     text = f"{name} — {said}" if name and said else name or said
-    labels = {
-        f"component:{clip(str(c['name']), 150)}": str(c.get("new_status") or "unknown")[:100]
+    labels = clean(
+        (subject_label("component:", str(c["name"])), c.get("new_status") or "unknown")
         for c in update.get("affected_components") or []
         if isinstance(c, dict) and c.get("name")
-    }
+    )
     values = {"status": status[:200]}
     if incident.get("impact"):
         values["impact"] = str(incident["impact"]).lower()[:200]
