@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     alertmanager_secret: SecretStr | None = Field(
         default=None, description="When set, /v1/webhooks/alertmanager requires an HMAC signature."
     )
+    grafana_secret: SecretStr | None = Field(
+        default=None, description="When set, /v1/webhooks/grafana requires an HMAC signature."
+    )
     alertmanager_group_by: str = Field(
         default="",
         description="Label names (comma-separated) whose values group Alertmanager alerts into "
@@ -213,6 +216,7 @@ class Settings(BaseSettings):
         "sources_file",
         "pagerduty_secret",
         "alertmanager_secret",
+        "grafana_secret",
         mode="before",
     )
     @classmethod

@@ -264,3 +264,21 @@ def test_places_are_subjects_too():
     )
     assert [e.kind for e in events] == [EventKind.OPENED]
     assert incident.subjects == {"area:North": "affected", "area:South": "affected"}
+
+
+# --- where an operator sees it --------------------------------------------------------------------
+
+
+def test_rules_test_takes_a_hint_and_shows_the_disagreement(capsys):
+    from services.cli.main import main
+
+    hint = "cap:msg_type=Alert,status=Actual,severity=Minor,certainty=Possible,urgency=Future"
+    code = main(["rules", "test", "Fire and explosion reported, evacuate now", "--hint", hint])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert lines[0].startswith("assessing (the source's hint)")
+    assert lines[1].startswith("source hint (cap): msg_type=Alert status=Actual severity=Minor")
+    assert "-> assessing by hints.cap[8]; the text alone: red alert; the hint wins" in lines[1]
+    assert lines[2].startswith("disagreement: the text reads red alert; the source says assessing")
+    with pytest.raises(SystemExit):
+        main(["rules", "test", "x", "--hint", "no-pairs"])

@@ -17,14 +17,14 @@ from services.classify.rules.evaluate import (
     evaluate,
     read_labelled,
 )
-from services.classify.rules.explain import brackets, describe, highlight, verdict
+from services.classify.rules.explain import brackets, describe, highlight, hint_lines, verdict
 from services.classify.rules.lint import lint
 from services.classify.rules.suggest import TRIED, suggest
 from services.cli.common import settings
 from shared import keys
 from shared.codec import DecodeError, decode
 from shared.corrections import iter_corrections
-from shared.models import Classification, Hit, Post
+from shared.models import Classification, Hit, Post, SourceHint
 from shared.redis import redis_client
 from shared.severity import Severity
 
@@ -43,6 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--rules", type=Path, help="default: $REDALERT_RULES_FILE")
     t.add_argument("--source", default="cli")
     t.add_argument("--author")
+    t.add_argument(
+        "--hint",
+        type=_hint,
+        help="a structured source's hint: SCHEME:NAME=VALUE,… "
+        "(cap:severity=Minor,certainty=Possible,urgency=Future)",
+    )
     t.add_argument("--json", action="store_true", help="print the classification as JSON")
     t.set_defaults(func=run_test)
 
@@ -139,13 +145,28 @@ def _mark(hit: Hit, text: str) -> str:
     return f"\033[1;{code}m{text}\033[0m"
 
 
+def _hint(text: str) -> SourceHint:
+    """`cap:severity=Minor,certainty=Possible` -> a SourceHint."""
+    scheme, colon, pairs = text.partition(":")
+    values = dict(p.split("=", 1) for p in pairs.split(",") if "=" in p)
+    if not colon or not values:
+        raise argparse.ArgumentTypeError("write SCHEME:NAME=VALUE,… (statuspage:impact=major)")
+    try:
+        return SourceHint(scheme=scheme.strip(), values=values)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def run_test(args: argparse.Namespace) -> int:
     engine = _engine(_path(args.rules))
-    c = engine.classify(Post(text=args.text, source=args.source, author=args.author))
+    post = Post(text=args.text, source=args.source, author=args.author, hint=args.hint)
+    c = engine.classify(post)
     if args.json:
         print(c.model_dump_json(indent=2, exclude={"incident_id", "classified_at"}))
         return 0
     print(verdict(c))
+    for line in hint_lines(c):
+        print(line)
     print()
     print("  " + highlight(c.post.text, c.hits, _mark if _colour() else brackets))
     print()

@@ -1,11 +1,12 @@
 """`redalert sources add|list|rm|poll-once`: the feeds, timelines and webhooks ingest reads."""
 
 import argparse
+import json
 from typing import Any
 
 from services.cli.common import add_api_options, api, check, fetch
 
-POLLED = ("rss", "mastodon")
+POLLED = ("rss", "mastodon", "statuspage", "cap")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,9 +15,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     add = commands.add_parser("add", help="add a source")
     add.add_argument("name", help="unique name: letters, digits, _ . -")
-    add.add_argument("kind", choices=("rss", "mastodon", "webhook"))
+    add.add_argument("kind", choices=("rss", "mastodon", "webhook", "statuspage", "cap", "json"))
     add.add_argument(
-        "source_url", nargs="?", metavar="URL", help="rss: the feed; mastodon: the server"
+        "source_url",
+        nargs="?",
+        metavar="URL",
+        help="rss: the feed; mastodon: the server; statuspage: the page; cap: a CAP message or "
+        "an Atom feed of them",
     )
     add.add_argument("--interval", type=float, help="seconds between polls (default 60)")
     target = add.add_mutually_exclusive_group()
@@ -24,7 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     target.add_argument("--hashtag", help="mastodon: a hashtag timeline")
     target.add_argument("--list", dest="list_id", help="mastodon: a list's timeline (its id)")
     add.add_argument("--access-token", help="mastodon: access token (lists need one)")
-    add.add_argument("--secret", help="webhook: the HMAC-SHA256 key senders sign with")
+    add.add_argument("--secret", help="webhook, json: the HMAC-SHA256 key senders sign with")
+    add.add_argument("--language", help="cap: which language's info block to read (en-US, fr…)")
+    add.add_argument(
+        "--mapping",
+        type=json.loads,
+        help='json: where the fields are, as JSON: \'{"text": "$.message", "id": "$.id"}\'',
+    )
     add.add_argument("--post-source", help="the `source` its posts carry")
 
     ls = commands.add_parser("list", help="sources and their status")
@@ -51,6 +62,8 @@ def run_add(args: argparse.Namespace) -> int:
         "list": args.list_id,
         "token": args.access_token,
         "secret": args.secret,
+        "language": args.language,
+        "mapping": args.mapping,
         "post_source": args.post_source,
     }
     spec.update({k: v for k, v in optional.items() if v is not None})

@@ -15,8 +15,10 @@ from services.ingest.routes import (
     audit,
     corrections,
     deadletter,
+    grafana,
     health,
     incidents,
+    json_webhook,
     links,
     metrics,
     oncall,
@@ -75,6 +77,7 @@ def create_app(
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
     routers = (posts, sources, subscriptions, silences, incidents, links, webhooks, rules)
     routers += (oncall, corrections, deadletter, health, metrics, tokens, audit)
+    routers += (grafana, json_webhook)
     for module in routers:
         app.include_router(module.router)
     docs.install(app)

@@ -16,7 +16,7 @@ from services.ingest.audit import note
 from services.ingest.context import Context, ctx
 from shared import auth
 from shared.auth import Principal, Role
-from shared.models import Post
+from shared.models import Post, SourceHint
 
 router = APIRouter(tags=["rules"])
 
@@ -133,6 +133,9 @@ class RulesTest(BaseModel):
     text: str = Field(min_length=1, max_length=10_000)
     source: str = Field(default="api", min_length=1, max_length=200)
     author: str | None = Field(default=None, max_length=200)
+    hint: SourceHint | None = Field(
+        default=None, description="A structured source's hint, as a status page or CAP gives it."
+    )
     rules: str | None = Field(
         default=None, description="A rules file (YAML) to try instead of the rules in use."
     )
@@ -162,7 +165,7 @@ async def try_rules(
             engine = _compiled(doc.yaml, f"revision {doc.revision}")
         except ConfigError as e:  # only if someone wrote bad rules to Redis by hand
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(e)) from e
-    post = Post(text=body.text, source=body.source, author=body.author)
+    post = Post(text=body.text, source=body.source, author=body.author, hint=body.hint)
     result = engine.classify(post)
     return {
         **result.model_dump(mode="json", exclude={"post", "incident_id", "classified_at"}),
