@@ -305,3 +305,43 @@ async def test_malicious_cap_is_refused_without_harm(
     assert status["consecutive_failures"] >= 1
     assert [p["id"] for p in await published(redis, settings)] == ["OK-1"]
     assert server.requests_to("/canary") == []  # the external entity was never fetched
+
+
+async def test_a_cap_alert_that_expires_with_nothing_after_it_resolves(
+    fast_settings, run_services, server
+):
+    now = datetime.now(UTC)
+    alert = cap_alert(
+        "HGX-9",
+        sent=now,
+        expires=now + timedelta(seconds=3),
+        severity="Extreme",
+        certainty="Observed",
+        urgency="Immediate",
+        headline="Ammonia release at the cold store",
+    )
+    server.route("/alert.xml", lambda r: Answer(200, alert.encode(), {"etag": '"v1"'}))
+    settings = fast_settings()
+    async with run_services(settings, "ingest", "classify"):
+        await add_source(
+            settings, name="hgx", kind="cap", url=server.url("/alert.xml"), interval_s=0.2
+        )
+
+        async def state() -> tuple[str, str] | None:
+            found = await incidents(settings)
+            return (found[0]["severity"], found[0]["status"]) if found else None
+
+        await eventually(lambda: state(), timeout=15)
+        opened = await state()
+        await eventually(lambda: _is(state(), ("no_danger", "resolved")), timeout=20)
+        (incident,) = await incidents(settings)
+        d = await detail(settings, incident["id"])
+
+    assert opened == ("red_alert", "open")
+    assert kinds(d) == ["opened", "resolved"]
+    assert d["timeline"][1]["post"]["text"] == "Expired: Ammonia release at the cold store"
+    assert "cap says status=Actual expires=past" in d["timeline"][1]["reason"]
+
+
+async def _is(awaitable: Any, want: Any) -> bool:
+    return await awaitable == want

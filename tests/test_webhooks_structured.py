@@ -2,7 +2,10 @@
 firing to resolved through the rules file's hint tables."""
 
 import copy
+import hashlib
+import hmac
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -73,6 +76,20 @@ def signed(body: bytes, secret: str) -> dict[str, str]:
     return {signing.HEADER: signing.sign(secret, body), "content-type": "application/json"}
 
 
+def grafana(body: bytes, age_s: int | None = None) -> dict[str, str]:
+    """Grafana's own HMAC headers: over the body, or over `timestamp:body` with a timestamp."""
+    if age_s is None:
+        return {
+            "X-Grafana-Alerting-Signature": hmac.new(SECRET.encode(), body, "sha256").hexdigest()
+        }
+    ts = str(int(time.time()) + age_s)
+    sig = hmac.new(SECRET.encode(), ts.encode() + b":" + body, hashlib.sha256).hexdigest()
+    return {
+        "X-Grafana-Alerting-Signature": sig,
+        "X-Grafana-Alerting-Signature-Timestamp": ts,
+    }
+
+
 def api(settings: Settings) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.http_port}", timeout=10)
 
@@ -94,17 +111,19 @@ async def test_grafana_firing_then_resolved_moves_one_incident(
         wrong = await c.post("/v1/webhooks/grafana", content=firing, headers=signed(firing, "x"))
         first = await c.post("/v1/webhooks/grafana", content=firing, headers=signed(firing, SECRET))
         await eventually(lambda: the_incident(c, severity="red_alert", status="open"))
-        # Grafana repeats the notification while it fires: the same post, not a new one.
-        again = await c.post("/v1/webhooks/grafana", content=firing, headers=signed(firing, SECRET))
+        # Grafana repeats the notification while it fires: the same post, not a new one. This
+        # time signed as Grafana 12 signs, with its own header (bare hex, no prefix).
+        again = await c.post("/v1/webhooks/grafana", content=firing, headers=grafana(firing))
         over = json.dumps(resolved(GRAFANA_FIRING)).encode()
-        last = await c.post("/v1/webhooks/grafana", content=over, headers=signed(over, SECRET))
+        stale = await c.post("/v1/webhooks/grafana", content=over, headers=grafana(over, -600))
+        last = await c.post("/v1/webhooks/grafana", content=over, headers=grafana(over, 0))
         await eventually(lambda: the_incident(c, status="resolved"))
         incident = await the_incident(c)
         d = (await c.get(f"/v1/incidents/{incident['id']}")).json()
         bad = json.dumps({"status": "firing", "alerts": [{"status": "firing"}]}).encode()
         invalid = await c.post("/v1/webhooks/grafana", content=bad, headers=signed(bad, SECRET))
 
-    assert (unsigned.status_code, wrong.status_code) == (401, 401)
+    assert (unsigned.status_code, wrong.status_code, stale.status_code) == (401, 401, 401)
     assert (first.status_code, first.json()) == (202, {"posts": 1, "duplicates": 0})
     assert again.json() == {"posts": 0, "duplicates": 1}
     assert last.json() == {"posts": 1, "duplicates": 0}

@@ -6,24 +6,71 @@ label) mapped by the rules file — so firing opens (or joins) the incident and 
 it, through the same tables and explanation as every structured source. Grafana repeats a firing
 alert at each repeat interval: one alert, one post.
 
-Signed like the other tool webhooks: with REDALERT_GRAFANA_SECRET set the body must carry
-`X-Redalert-Signature: sha256=<HMAC of the raw body>` (Grafana: a custom header, or a proxy that
-signs); without it the API token applies.
+Signed: with REDALERT_GRAFANA_SECRET set, a request carries either Grafana's own signature (12.0+,
+the contact point's "HMAC Signature" with that secret: `X-Grafana-Alerting-Signature`, bare hex
+HMAC-SHA256 of the body — or of `<timestamp>:<body>` when the timestamp header is set to
+`X-Grafana-Alerting-Signature-Timestamp`, then no older than 5 minutes), or redalert's
+`X-Redalert-Signature: sha256=<hex HMAC of the body>`. Without the secret the API token applies.
 """
 
+import hashlib
+import hmac
+import time
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from services.ingest.context import Context, ctx
-from services.ingest.routes.webhooks import _authenticated
+from services.ingest.context import Context, ctx, require_token
+from services.ingest.errors import Invalid
 from services.ingest.sources.text import clip
+from shared import signing
 from shared.labels import clean as clean_labels
 from shared.models import Post, SourceHint
 
 router = APIRouter(tags=["webhooks"])
+
+GRAFANA_SIGNATURE = "X-Grafana-Alerting-Signature"
+GRAFANA_TIMESTAMP = "X-Grafana-Alerting-Signature-Timestamp"
+WINDOW_S = 300
+
+
+def grafana_signed(secret: str, body: bytes, signature: str, timestamp: str | None) -> bool:
+    """Grafana's HMAC: bare hex over the body, or over `timestamp:body` (a recent timestamp)."""
+    signed = body
+    if timestamp is not None:
+        if not timestamp.strip().isdigit() or abs(time.time() - int(timestamp)) > WINDOW_S:
+            return False
+        signed = timestamp.strip().encode() + b":" + body
+    expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature.strip().lower())
+
+
+async def _signed_body(request: Request, secret: SecretStr | None) -> "GrafanaWebhook":
+    body = await request.body()
+    if secret is None:
+        require_token(request)
+    else:
+        key, headers = secret.get_secret_value(), request.headers
+        ours = headers.get(signing.HEADER)
+        theirs = headers.get(GRAFANA_SIGNATURE)
+        if not (
+            (ours is not None and signing.valid(key, body, ours))
+            or (
+                theirs is not None
+                and grafana_signed(key, body, theirs, headers.get(GRAFANA_TIMESTAMP))
+            )
+        ):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                f"missing or bad {GRAFANA_SIGNATURE} (hex HMAC-SHA256 of the body) or "
+                f"{signing.HEADER} (sha256=<HMAC-SHA256 of the body>)",
+            )
+    try:
+        return GrafanaWebhook.model_validate_json(body)
+    except ValidationError as e:
+        raise Invalid(e) from None
 
 
 class GrafanaAlert(BaseModel):
@@ -80,7 +127,7 @@ def alert_to_post(alert: GrafanaAlert, receiver: str) -> Post:
 
 @router.post("/v1/webhooks/grafana", status_code=202)
 async def grafana(request: Request, c: Context = Depends(ctx)) -> Any:
-    hook = await _authenticated(request, c.settings.grafana_secret, GrafanaWebhook)
+    hook = await _signed_body(request, c.settings.grafana_secret)
     posts = [alert_to_post(alert, hook.receiver) for alert in hook.alerts]
     accepted, duplicates = await c.publisher.posts(posts)
     return {"posts": len(accepted), "duplicates": len(duplicates)}

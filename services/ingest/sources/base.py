@@ -1,6 +1,7 @@
 """What every kind of polled source shares: its cursor, the pages it yields, its failures."""
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from pydantic import BaseModel, Field
 
@@ -18,6 +19,15 @@ class SourceError(Exception):
         self.retry_after_s = retry_after_s
 
 
+class Expiring(BaseModel):
+    """A CAP alert published as active, and when it expires if nothing follows it."""
+
+    post_id: str
+    thread_id: str
+    expires: datetime
+    title: str
+
+
 class Cursor(BaseModel):
     """Where the next poll of a source resumes. Kept in Redis; replaced only after a publish."""
 
@@ -26,6 +36,8 @@ class Cursor(BaseModel):
     etag: str | None = None
     last_modified: str | None = None
     seen: list[str] = Field(default_factory=list)  # item ids in the last document read
+    # cap: alerts still active, to resolve when they expire without a Cancel or an Update
+    expiring: list[Expiring] = Field(default_factory=list)
     # statuspage: set after the first read (which takes what was already over as history)
     primed: bool = False
     # mastodon

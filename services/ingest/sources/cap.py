@@ -25,7 +25,7 @@ import defusedxml
 import defusedxml.ElementTree
 from pydantic import ValidationError
 
-from services.ingest.sources.base import Cursor, Page, SourceError
+from services.ingest.sources.base import Cursor, Expiring, Page, SourceError
 from services.ingest.sources.fetch import Http
 from services.ingest.sources.spec import Source
 from services.ingest.sources.text import clip, tidy
@@ -38,6 +38,7 @@ MAX_XML_BYTES = 2_000_000  # a CAP message is a few KB; a feed of a few hundred 
 MAX_LINKED = 20  # linked CAP documents fetched per poll; the rest wait for the next one
 MAX_AREAS = 20
 MAX_GEOCODES = 10
+MAX_EXPIRING = 1_000  # active alerts remembered per source, to resolve at their expiry
 CLEARED = "clear"
 CAP_NAMESPACE = "urn:oasis:names:tc:emergency:cap:"  # 1.2, and 1.1 which reads the same here
 ATOM_NAMESPACE = "http://www.w3.org/2005/Atom"
@@ -131,6 +132,13 @@ def _when(text: str) -> datetime | None:
         return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
     except ValueError:
         return None
+
+
+def message_expires(message: Element, language: str | None) -> datetime | None:
+    """When the message (its info block in `language`) stops being in force, if it says."""
+    info = choose_info(list(_children(message, "info")), language)
+    expires = _when(_text(info if info is not None else message, "expires"))
+    return expires if expires is not None and expires.tzinfo is not None else None
 
 
 def message_to_post(
@@ -244,6 +252,7 @@ class Entry:
     id: str
     post: Post | None = None
     link: str | None = None  # the CAP document to fetch
+    expires: datetime | None = None
 
 
 @dataclass
@@ -265,7 +274,7 @@ def parse_document(
     root = safe_xml(body)
     if _local(root) == "alert" and _is_cap(root):
         post = message_to_post(root, source, language=language, now=now)
-        return Document([Entry(post.id, post)])
+        return Document([Entry(post.id, post, expires=message_expires(root, language))])
     if _local(root) == "feed" and _namespace(root) == ATOM_NAMESPACE:
         return _feed(root, source, language=language, now=now, url=url)
     raise SourceError(f"not a CAP alert nor an Atom feed of them (root element <{_local(root)}>)")
@@ -300,7 +309,8 @@ def _entry(
     embedded = next((el for el in (content if content is not None else []) if _is_cap(el)), None)
     link = _cap_link(entry, url)
     if embedded is not None and _local(embedded) == "alert":
-        return Entry(entry_id, message_to_post(embedded, source, language=language, now=now))
+        post = message_to_post(embedded, source, language=language, now=now)
+        return Entry(entry_id, post, expires=message_expires(embedded, language))
     if any(_is_cap(el) for el in entry):  # NWS: the fields inline, the full alert at its id
         title = _text(entry, "title")
         summary = _text(entry, "summary")
@@ -314,7 +324,7 @@ def _entry(
             fallback_text=text,
             url=link or (entry_id if entry_id.startswith("http") else None),
         )
-        return Entry(entry_id, post)
+        return Entry(entry_id, post, expires=message_expires(entry, language))
     if link is not None:
         return Entry(entry_id, link=link)
     raise SourceError("neither a CAP alert, CAP fields nor a link to a CAP document")
@@ -343,23 +353,59 @@ def conditional(cursor: Cursor) -> dict[str, str]:
     return headers
 
 
+def expired(cursor: Cursor, source: str, now: datetime) -> tuple[list[Post], list[Expiring]]:
+    """Posts resolving the alerts that expired with nothing after them; the ones still active."""
+    due = [e for e in cursor.expiring if e.expires <= now]
+    posts = [
+        Post(
+            id=_post_id(f"{e.post_id}:expired"),
+            source=source,
+            text=clip(f"Expired: {e.title}"),
+            thread_id=e.thread_id,
+            in_reply_to=e.post_id,
+            published_at=e.expires,
+            hint=SourceHint(scheme="cap", values={"status": "Actual", "expires": "past"}),
+        )
+        for e in due
+    ]
+    return posts, [e for e in cursor.expiring if e.expires > now]
+
+
+def remember(
+    expiring: list[Expiring], published: list[tuple[Post, datetime | None]], now: datetime
+) -> list[Expiring]:
+    """The active alerts after these messages: a thread's newest message replaces its older
+    ones (an Update moves the expiry, a Cancel ends it)."""
+    out = list(expiring)
+    for post, expires in published:
+        thread = post.thread_id or post.id
+        out = [e for e in out if e.thread_id != thread]
+        over = post.hint is not None and post.hint.values.get("msg_type") == "Cancel"
+        if expires is not None and expires > now and not over:
+            title = post.text.split("\n", 1)[0][:200]
+            out.append(Expiring(post_id=post.id, thread_id=thread, expires=expires, title=title))
+    return out[-MAX_EXPIRING:]
+
+
 async def read(http: Http, source: Source, cursor: Cursor) -> AsyncIterator[Page]:
     assert source.url is not None
+    now = utcnow()
+    # Alerts that expired since the last poll resolve, whether or not the document changed.
+    ended, active = expired(cursor, source.label, now)
     r = await http.get(source.url, headers=conditional(cursor), max_bytes=MAX_XML_BYTES)
     if r.not_modified:
-        yield Page([], cursor, not_modified=True)
+        yield Page(ended, cursor.model_copy(update={"expiring": active}), not_modified=True)
         return
-    now = utcnow()
     doc = parse_document(r.body, source.label, language=source.language, now=now, url=r.url)
     seen, warnings = set(cursor.seen), list(doc.warnings)
-    posts: list[Post] = []
+    published: list[tuple[Post, datetime | None]] = []
     done: list[str] = []
     fetched, deferred = 0, False
     for entry in doc.entries:
         if entry.id in seen or entry.post is not None:
             done.append(entry.id)
             if entry.post is not None and entry.id not in seen:
-                posts.append(entry.post)
+                published.append((entry.post, entry.expires))
             continue
         assert entry.link is not None
         if fetched >= MAX_LINKED:
@@ -376,16 +422,18 @@ async def read(http: Http, source: Source, cursor: Cursor) -> AsyncIterator[Page
             message = safe_xml(linked.body)
             if not (_local(message) == "alert" and _is_cap(message)):
                 raise SourceError(f"not a CAP alert (root element <{_local(message)}>)")
-            posts.append(message_to_post(message, source.label, language=source.language, now=now))
+            post = message_to_post(message, source.label, language=source.language, now=now)
+            published.append((post, message_expires(message, source.language)))
         except SourceError as e:  # refused for good (unsafe, malformed): not fetched again
             warnings.append(f"{entry.link}: {e}")
         done.append(entry.id)
-    posts.sort(key=lambda p: p.published_at.timestamp() if p.published_at else 0.0)
+    published.sort(key=lambda pe: pe[0].published_at.timestamp() if pe[0].published_at else 0.0)
     after = cursor.model_copy(
         update={
             "etag": None if deferred else r.headers.get("etag"),
             "last_modified": None if deferred else r.headers.get("last-modified"),
             "seen": done,
+            "expiring": remember(active, published, now),
         }
     )
-    yield Page(posts, after, warnings=warnings)
+    yield Page(ended + [p for p, _ in published], after, warnings=warnings)
