@@ -114,6 +114,7 @@ class HintVerdict(Model):
     scheme: str
     says: dict[str, str]
     rule: str  # the row of the rules file that matched: "hints.statuspage[2]"
+    matched: bool = True  # False: no row matched, and the text decided
     severity: Severity
     effect: Literal["resolve", "all_clear"] | None = None
     text_severity: Severity  # what the text alone would have given

@@ -282,3 +282,16 @@ def test_rules_test_takes_a_hint_and_shows_the_disagreement(capsys):
     assert lines[2].startswith("disagreement: the text reads red alert; the source says assessing")
     with pytest.raises(SystemExit):
         main(["rules", "test", "x", "--hint", "no-pairs"])
+
+
+def test_a_matched_hint_opens_an_incident_even_without_a_cue_or_a_topic():
+    from services.classify.incidents import opens_incident
+
+    text = "An update on the checkout service will follow."
+    quiet = ENGINE.classify(hinted(text, "statuspage", status="investigating", impact="minor"))
+    assert quiet.severity is Severity.ASSESSING
+    assert not any(h.kind == "cue" for h in quiet.hits)
+    assert quiet.topics == []
+    assert opens_incident(quiet)
+    unmatched = quiet.model_copy(update={"hint": quiet.hint.model_copy(update={"matched": False})})
+    assert not opens_incident(unmatched)  # the text decided, and it is about nothing

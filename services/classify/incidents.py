@@ -49,7 +49,8 @@ def opens_incident(c: Classification) -> bool:
     if c.severity < Severity.ASSESSING:
         return False
     cue = any(h.kind == "cue" and h.effect in ("counted", "hedged") for h in c.hits)
-    decided = c.post.severity is not None or (c.hint is not None and c.hint.effect is None)
+    hinted = c.hint is not None and c.hint.matched and c.hint.effect is None
+    decided = c.post.severity is not None or hinted
     return bool(c.topics) or cue or decided
 
 

@@ -59,7 +59,7 @@ def verdict(c: Classification) -> str:
     flags = [f for f, on in (("all clear", c.all_clear), ("stand-down", c.stand_down)) if on]
     extra = f" — {', '.join(flags)}" if flags else ""
     preset = " (set by the source)" if c.post.severity is not None else ""
-    if c.hint is not None and not c.hint.rule.endswith("no row matches"):
+    if c.hint is not None and c.hint.matched:
         preset = " (the source's hint)"
     return f"{c.severity.label}{preset}{extra} (scores: {scores}; trust {c.trust:g})"
 
@@ -70,7 +70,7 @@ def hint_lines(c: Classification) -> list[str]:
     if h is None:
         return []
     said = " ".join(f"{k}={v}" for k, v in h.says.items()) or "nothing"
-    if h.rule.endswith("no row matches"):
+    if not h.matched:
         return [f"source hint ({h.scheme}): {said} — {h.rule}, so the text decides"]
     became = {"resolve": "resolved", "all_clear": "all clear"}.get(h.effect or "", h.severity.label)
     text = h.text_severity.label + (" (an all-clear)" if h.text_all_clear else "")

@@ -48,6 +48,7 @@ def with_hint(c: Classification, hint: SourceHint, hint_tables: HintTables) -> C
             scheme=hint.scheme,
             says=dict(hint.values),
             rule=f"hints.{hint.scheme}: no row matches",
+            matched=False,
             severity=c.severity,
             text_severity=c.severity,
             text_all_clear=c.all_clear,
