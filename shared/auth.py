@@ -238,6 +238,8 @@ SELF_AUTHENTICATED = {
     "/v1/sources/{name}/posts",
     "/v1/webhooks/pagerduty",
     "/v1/webhooks/alertmanager",
+    "/v1/webhooks/grafana",
+    "/v1/webhooks/json/{name}",
 }
 
 

@@ -90,7 +90,20 @@ def grafana(body: bytes, age_s: int | None = None) -> dict[str, str]:
     }
 
 
+TOKEN = "an-admin-token-for-the-api"
+
+
 def api(settings: Settings) -> httpx.AsyncClient:
+    """The API as an admin (REDALERT_API_TOKEN)."""
+    return httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{settings.http_port}",
+        headers={"authorization": f"Bearer {TOKEN}"},
+        timeout=10,
+    )
+
+
+def anon(settings: Settings) -> httpx.AsyncClient:
+    """A tool calling a webhook: its signature is all it has, no API token."""
     return httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.http_port}", timeout=10)
 
 
@@ -104,24 +117,28 @@ async def the_incident(c: httpx.AsyncClient, **want: Any) -> dict[str, Any] | No
 async def test_grafana_firing_then_resolved_moves_one_incident(
     make_settings: Callable[..., Settings], run_services
 ):
-    settings = make_settings(grafana_secret=SECRET)
+    settings = make_settings(grafana_secret=SECRET, api_token=TOKEN)
     firing = json.dumps(GRAFANA_FIRING).encode()
-    async with run_services(settings, "ingest", "classify"), api(settings) as c:
-        unsigned = await c.post("/v1/webhooks/grafana", content=firing)
-        wrong = await c.post("/v1/webhooks/grafana", content=firing, headers=signed(firing, "x"))
-        first = await c.post("/v1/webhooks/grafana", content=firing, headers=signed(firing, SECRET))
+    async with (
+        run_services(settings, "ingest", "classify"),
+        api(settings) as c,
+        anon(settings) as w,
+    ):
+        unsigned = await w.post("/v1/webhooks/grafana", content=firing)
+        wrong = await w.post("/v1/webhooks/grafana", content=firing, headers=signed(firing, "x"))
+        first = await w.post("/v1/webhooks/grafana", content=firing, headers=signed(firing, SECRET))
         await eventually(lambda: the_incident(c, severity="red_alert", status="open"))
         # Grafana repeats the notification while it fires: the same post, not a new one. This
         # time signed as Grafana 12 signs, with its own header (bare hex, no prefix).
-        again = await c.post("/v1/webhooks/grafana", content=firing, headers=grafana(firing))
+        again = await w.post("/v1/webhooks/grafana", content=firing, headers=grafana(firing))
         over = json.dumps(resolved(GRAFANA_FIRING)).encode()
-        stale = await c.post("/v1/webhooks/grafana", content=over, headers=grafana(over, -600))
-        last = await c.post("/v1/webhooks/grafana", content=over, headers=grafana(over, 0))
+        stale = await w.post("/v1/webhooks/grafana", content=over, headers=grafana(over, -600))
+        last = await w.post("/v1/webhooks/grafana", content=over, headers=grafana(over, 0))
         await eventually(lambda: the_incident(c, status="resolved"))
         incident = await the_incident(c)
         d = (await c.get(f"/v1/incidents/{incident['id']}")).json()
         bad = json.dumps({"status": "firing", "alerts": [{"status": "firing"}]}).encode()
-        invalid = await c.post("/v1/webhooks/grafana", content=bad, headers=signed(bad, SECRET))
+        invalid = await w.post("/v1/webhooks/grafana", content=bad, headers=signed(bad, SECRET))
 
     assert (unsigned.status_code, wrong.status_code, stale.status_code) == (401, 401, 401)
     assert (first.status_code, first.json()) == (202, {"posts": 1, "duplicates": 0})
@@ -176,12 +193,16 @@ def uptime(event_id: str, state: str, message: str, at: str, priority: str | Non
 async def test_a_json_source_maps_any_shape_into_one_incident(
     make_settings: Callable[..., Settings], run_services
 ):
-    settings = make_settings()
+    settings = make_settings(api_token=TOKEN)
     down = uptime(
         "e1", "down", "Connection timed out from 3 of 4 regions", "2026-11-30T14:00:00Z", "P1"
     )
     up = uptime("e2", "resolved", "Responding again", "2026-11-30T14:20:00Z", None)
-    async with run_services(settings, "ingest", "classify"), api(settings) as c:
+    async with (
+        run_services(settings, "ingest", "classify"),
+        api(settings) as c,
+        anon(settings) as w,
+    ):
         created = await c.post(
             "/v1/sources",
             json={"name": "uptime", "kind": "json", "secret": JSON_SECRET, "mapping": MAPPING},
@@ -191,18 +212,18 @@ async def test_a_json_source_maps_any_shape_into_one_incident(
             json={"name": "x", "kind": "json", "secret": JSON_SECRET, "mapping": {"text": "$["}},
         )
         path = "/v1/webhooks/json/uptime"
-        unsigned = await c.post(path, content=down)
-        first = await c.post(path, content=down, headers=signed(down, JSON_SECRET))
+        unsigned = await w.post(path, content=down)
+        first = await w.post(path, content=down, headers=signed(down, JSON_SECRET))
         await eventually(lambda: the_incident(c, severity="red_alert", status="open"))
         nothing = uptime("e3", "down", "", "2026-11-30T14:05:00Z", "P1").replace(
             b'"checkout-api"', b'""'
         )
-        unreadable = await c.post(path, content=nothing, headers=signed(nothing, JSON_SECRET))
-        last = await c.post(path, content=up, headers=signed(up, JSON_SECRET))
+        unreadable = await w.post(path, content=nothing, headers=signed(nothing, JSON_SECRET))
+        last = await w.post(path, content=up, headers=signed(up, JSON_SECRET))
         await eventually(lambda: the_incident(c, status="resolved"))
         incident = await the_incident(c)
         d = (await c.get(f"/v1/incidents/{incident['id']}")).json()
-        missing = await c.post("/v1/webhooks/json/nope", content=up, headers=signed(up, "x"))
+        missing = await w.post("/v1/webhooks/json/nope", content=up, headers=signed(up, "x"))
         status = (await c.get("/v1/sources/uptime")).json()
 
     assert created.status_code == 201, created.text
