@@ -36,6 +36,8 @@ ROUTES: dict[tuple[str, str], str | None] = {
     ("POST", "/v1/silences/{silence_id}/expire"): "responder",
     ("POST", "/v1/webhooks/pagerduty"): "responder",
     ("POST", "/v1/webhooks/alertmanager"): "responder",
+    ("POST", "/v1/webhooks/grafana"): "responder",  # or REDALERT_GRAFANA_SECRET's signature
+    ("POST", "/v1/webhooks/json/{name}"): None,  # the json source's own signature
     ("GET", "/v1/rules"): "viewer",
     ("PUT", "/v1/rules"): "admin",
     ("GET", "/v1/rules/history"): "viewer",
