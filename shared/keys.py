@@ -177,6 +177,20 @@ class Keys:
         """The notification owed for one event to one subscription, and whether it was sent."""
         return f"{self.namespace}:notification:{event_id}:{subscription_id}"
 
+    def outbox(self, subscription_id: str, chain: str) -> str:
+        """List: event ids owed to one subscription about one incident (its chain), oldest first.
+        Only the replica holding the chain's lease (an `owed` due item) sends, head first."""
+        return f"{self.namespace}:outbox:{subscription_id}:{chain}"
+
+    def notification_sent(self, event_id: str, subscription_id: str) -> str:
+        """Set: URL indices of an owed notification already finished (sent or dead-lettered)."""
+        return f"{self.namespace}:notification:{event_id}:{subscription_id}:sent"
+
+    @property
+    def subscription_errors(self) -> str:
+        """Hash: subscription id -> its last own failure (template, settings), JSON."""
+        return f"{self.namespace}:subscriptions:errors"
+
     def rate(self, subscription_id: str) -> str:
         """A subscription's current rate-limit window: its start and messages counted (JSON)."""
         return f"{self.namespace}:rate:{subscription_id}"

@@ -177,7 +177,23 @@ class Settings(BaseSettings):
     )
 
     # Delivery.
-    send_timeout_s: float = Field(default=15.0, gt=0)
+    send_timeout_s: float = Field(default=5.0, gt=0, description="One send attempt's limit.")
+    send_lease_s: float = Field(
+        default=3.0,
+        ge=0.5,
+        le=300,
+        description="Lease on sends in flight, renewed while they run; a dead replica's sends "
+        "are taken over this long after it stops renewing.",
+    )
+    lane_concurrency: int = Field(
+        default=8, ge=1, le=1000, description="Sends in flight at once to one target URL."
+    )
+    lane_queue: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="Messages waiting for one target URL; beyond, they wait in Redis.",
+    )
     send_attempts: int = Field(
         default=3, ge=1, description="Attempts per URL before dead-lettering."
     )

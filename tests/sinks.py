@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -29,7 +30,8 @@ class HttpSink:
     """An HTTP server recording every request; `json://127.0.0.1:<port>/` delivers here.
 
     `fail_first=N` answers 500 to the first N requests; `status` fixes the answer for all;
-    `delay` holds each answer that many seconds.
+    `delay` holds each answer that many seconds. A request is recorded once answered, with
+    `arrived` (time.monotonic() when it came in).
     """
 
     def __init__(self, *, fail_first: int = 0, status: int = 200, delay: float = 0.0) -> None:
@@ -61,6 +63,7 @@ class HttpSink:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
+                arrived = time.monotonic()
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length)
                 with sink._lock:
@@ -78,6 +81,7 @@ class HttpSink:
                     "json": body,
                     "status": status,
                     "ok": status < 300,
+                    "arrived": arrived,  # time.monotonic() when the request came in
                 }
                 if sink.delay:
                     threading.Event().wait(sink.delay)
@@ -85,10 +89,13 @@ class HttpSink:
                     sink.requests.append(record)
                 if sink.on_request:
                     sink.on_request(record)
-                self.send_response(status)
-                self.send_header("content-length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
+                try:
+                    self.send_response(status)
+                    self.send_header("content-length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"{}")
+                except ConnectionError:
+                    pass  # the sender gave up (its timeout) or died (a kill -9 test)
 
             do_PUT = do_POST
 

@@ -9,9 +9,9 @@ from datetime import timedelta
 
 import apprise
 
+from services.notify.chains import Owed
 from services.notify.render import Notification
 from services.notify.send import Sender
-from services.notify.service import Owed
 from shared import keys
 from shared.due import DueItem, DueKind, score
 from shared.models import Subscription, utcnow
@@ -256,33 +256,43 @@ async def test_a_thousand_subscriptions_on_one_event_are_all_delivered(
     assert len(sent) == 1000
 
 
-async def test_a_notification_abandoned_by_a_dead_replica_is_sent_once(
+async def test_a_chain_abandoned_by_a_dead_replica_is_taken_over_in_order_and_sent_once(
     settings, redis, run_services, sink
 ):
-    """A replica decided a notification, then died before sending it: another one sends it."""
+    """A replica decided two messages about one incident, then died: another sends both, in
+    order, each once, with the idempotency header; then the chain is gone from the due set."""
     k = keys.Keys(settings.namespace)
     sub = Subscription(name="ops", urls=[sink.url])
     await SubscriptionStore(redis, k).put(sub)
-    n = Notification(
-        event_id="inc9:1",
-        incident_id="inc9",
-        subscription_id=sub.id,
-        kind="firing",
-        title="[RED ALERT] decided, never sent",
-        body="…",
-        notify_type="failure",
-    )
-    owed = Owed(status="pending", notification=n, decided_by="dead-replica", decided_at=utcnow())
-    await redis.set(k.notification(n.event_id, sub.id), owed.model_dump_json())
-    member = DueItem(DueKind.OWED, sub.id, n.event_id).member
-    await redis.zadd(k.due, {member: score(utcnow() - timedelta(seconds=1))})
+    titles = ["[RED ALERT] decided, never sent", "[RESOLVED] decided, never sent"]
+    for version, title in enumerate(titles, start=1):
+        n = Notification(
+            event_id=f"inc9:{version}",
+            incident_id="inc9",
+            subscription_id=sub.id,
+            kind="firing" if version == 1 else "resolved",
+            title=title,
+            body="…",
+            notify_type="failure",
+        )
+        owed = Owed(status="pending", notification=n, decided_by="dead", decided_at=utcnow())
+        await redis.set(k.notification(n.event_id, sub.id), owed.model_dump_json())
+        await redis.rpush(k.outbox(sub.id, "inc9"), n.event_id)
+    member = DueItem(DueKind.OWED, sub.id, "inc9").member
+    await redis.zadd(k.due, {member: score(utcnow() - timedelta(seconds=1))})  # lease lapsed
     async with run_services(settings, "notify"):
-        await eventually(lambda: len(sink.messages()) == 1)
+        await eventually(lambda: len(sink.messages()) == 2)
         await quiet_for(0.5)
-    assert [m["title"] for m in sink.messages()] == ["[RED ALERT] decided, never sent"]
-    done = Owed.model_validate_json(await redis.get(k.notification(n.event_id, sub.id)))
-    assert done.status == "done"
+    assert [m["title"] for m in sink.messages()] == titles
+    assert [r["headers"]["X-Redalert-Delivery"] for r in sink.requests] == [
+        f"inc9:1/{sub.id}",
+        f"inc9:2/{sub.id}",
+    ]
+    for version in (1, 2):
+        done = Owed.model_validate_json(await redis.get(k.notification(f"inc9:{version}", sub.id)))
+        assert done.status == "done"
     assert await redis.zscore(k.due, member) is None
+    assert await redis.llen(k.outbox(sub.id, "inc9")) == 0
 
 
 def test_apprise_thread_pools_are_widened_to_the_send_concurrency(make_settings):
@@ -360,7 +370,9 @@ async def test_due_work_is_claimed_by_one_replica_and_released_only_if_not_resch
 async def test_two_notify_replicas_reclaiming_each_others_entries_never_send_twice(
     make_settings, redis, run_services, make_sink
 ):
-    """Sends slower than the reclaim idle time: each replica takes over the other's entries."""
+    """Handling slower than the reclaim idle time: each replica takes over the other's entries.
+
+    (Sending no longer holds an entry: events are acked once decided. A slow handler does.)"""
     from tests.delivery_helpers import event, incident
 
     slow = make_sink(delay=0.3)
@@ -379,6 +391,7 @@ async def test_two_notify_replicas_reclaiming_each_others_entries_never_send_twi
         async def handler(batch):
             nonlocal reclaimed
             reclaimed += len(batch.entries) if batch.reclaimed else 0
+            await asyncio.sleep(0.3)  # a slow decision: the other replica reclaims meanwhile
             await inner(batch)
 
         consumer.handler = handler
@@ -395,3 +408,55 @@ async def test_two_notify_replicas_reclaiming_each_others_entries_never_send_twi
     sent = [(r["path"], r["json"]["message"]) for r in slow.requests]  # the message names it
     assert len(set(sent)) == 60  # each subscription heard of each incident exactly once
     assert reclaimed > 0  # the race did happen
+
+
+async def test_json_xml_and_form_targets_carry_the_delivery_id(make_settings, sink):
+    sender = Sender(make_settings())
+    port = sink.port
+    sub = Subscription(
+        name="headers",
+        urls=[f"{scheme}://127.0.0.1:{port}/{scheme}" for scheme in ("json", "xml", "form")],
+    )
+    n = Notification(
+        event_id="inc1:2",
+        incident_id="inc1",
+        subscription_id=sub.id,
+        kind="firing",
+        title="t",
+        body="b",
+        notify_type="failure",
+    )
+    results = await sender.deliver(sub, n)
+    again = await sender.deliver(sub, n)  # a retry or a takeover: the same id
+    await sender.aclose()
+    assert all(r.ok for r in results + again)
+    ids = {r["path"]: [] for r in sink.requests}
+    for r in sink.requests:
+        ids[r["path"]].append(r["headers"]["X-Redalert-Delivery"])
+    assert ids == {f"/{s}": [f"inc1:2/{sub.id}"] * 2 for s in ("json", "xml", "form")}
+
+
+async def test_every_failure_counts_even_when_they_end_at_once(settings, redis):
+    from services.notify.circuit import CircuitStore
+
+    circuits = CircuitStore(redis, keys.Keys(settings.namespace))
+
+    async def fail() -> None:
+        await circuits.record(
+            "s", 0, ok=False, url="json://h/", error="HTTP 500", threshold=50, open_s=60
+        )
+
+    await asyncio.gather(*(fail() for _ in range(30)))
+    [circuit] = await circuits.of("s", 1)
+    assert circuit.failures == 30  # none lost to a read-modify-write race
+    assert circuit.state(utcnow()) == "closed"
+    await asyncio.gather(*(fail() for _ in range(20)))
+    [circuit] = await circuits.of("s", 1)
+    assert circuit.state(utcnow()) == "open"
+    # Half-open: exactly one of many concurrent deliveries is let through as the probe.
+    later = circuit.model_copy(update={"open_until_ms": circuit.open_until_ms - 61_000})
+    await redis.hset(keys.Keys(settings.namespace).circuits, "s:0", later.model_dump_json())
+    admitted = await asyncio.gather(*(circuits.admit("s", 0, probe_s=30) for _ in range(10)))
+    assert sum(1 for ok, _ in admitted if ok) == 1
+    await circuits.record("s", 0, ok=True, url="json://h/", error=None, threshold=50, open_s=60)
+    assert await circuits.of("s", 1) == []  # the probe succeeded: closed, forgotten

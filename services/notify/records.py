@@ -1,13 +1,18 @@
 """What a send leaves behind: a Delivery per attempt, and a DeadLetter when every attempt failed.
 
-Pure: the service (and the API's replay) write these. URLs are masked; a dead letter names the
-subscription and the URL's position, plus a short hash of the URL so a replay can tell whether
-the URL at that position is still the one that failed — never the URL itself.
+The records are pure; the service (and the API's replay) write them — notify through
+`GroupCommit`, which commits the writes of concurrent sends together. URLs are masked; a dead
+letter names the subscription and the URL's position, plus a short hash of the URL so a replay
+can tell whether the URL at that position is still the one that failed — never the URL itself.
 """
 
+import asyncio
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from services.notify.render import Notification
@@ -95,3 +100,46 @@ def queue(
         letter = dead_letter(sub, n, r, raw_url)
         pipe.xadd(k.stream(keys.DEADLETTER), {"data": letter.model_dump_json()})
     return written
+
+
+class GroupCommit:
+    """Writes from many concurrent sends, committed together: one transaction per flush.
+
+    Each caller queues its commands and waits for its own replies; whatever arrives while a
+    flush is running goes into the next one. So a thousand sends ending at once cost a few
+    round trips, not a thousand (nor a thousand connections), and each caller's writes stay
+    atomic: a flush is one MULTI/EXEC.
+    """
+
+    def __init__(self, redis: Redis, max_batch: int = 512) -> None:
+        self.redis = redis
+        self.max_batch = max_batch
+        self._queue: list[tuple[Callable[[Pipeline], Awaitable[None]], asyncio.Future[Any]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def write(self, queue_commands: Callable[[Pipeline], Awaitable[None]]) -> list[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((queue_commands, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            spans = []
+            try:
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    for queue_commands, _ in batch:
+                        start = len(pipe.command_stack)
+                        await queue_commands(pipe)
+                        spans.append((start, len(pipe.command_stack)))
+                    replies = await pipe.execute(raise_on_error=False)
+            except Exception as e:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(e)
+                continue
+            for (start, end), (_, future) in zip(spans, batch, strict=True):
+                if not future.done():
+                    future.set_result(replies[start:end])

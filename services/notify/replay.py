@@ -146,8 +146,6 @@ class DeadLetters:
         if self._sender.link_secret is None:  # fresh links: the letter keeps none that work
             self._sender.link_secret = await link_secret(self.redis, self.settings)
         [result] = await self._sender.deliver(sub, n, indices=[index])
-        circuits = CircuitStore(self.redis, self.k)
-        old = (await circuits.read([(sub.id, index)])).get((sub.id, index))
         async with self.redis.pipeline(transaction=True) as pipe:
             records.queue(
                 pipe,
@@ -159,18 +157,16 @@ class DeadLetters:
                 urls[index],
                 deadletter=False,  # the letter stays until a replay succeeds
             )
-            circuits.update(
-                pipe,
-                old,
-                self.settings,
-                subscription_id=sub.id,
-                index=index,
-                url=result.url,
-                ok=result.ok,
-                error=result.error,
-                now=datetime.now(UTC),
-            )
             await pipe.execute()
+        await CircuitStore(self.redis, self.k).record(
+            sub.id,
+            index,
+            ok=result.ok,
+            url=result.url,
+            error=result.error,
+            threshold=self.settings.circuit_failures,
+            open_s=self.settings.circuit_open_s,
+        )
         return {
             "ok": result.ok,
             "subscription": sub.name,

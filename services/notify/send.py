@@ -8,12 +8,19 @@
 - a failed URL is retried alone, with exponential backoff and jitter, up to `send_attempts`;
   every attempt is reported (the caller records each one);
 - a URL whose circuit is open is not tried (the caller passes it in `skip`);
-- webhook subscriptions are POSTed with httpx, signed (services/notify/webhook.py).
+- webhook subscriptions are POSTed with httpx, signed (services/notify/webhook.py);
+- every HTTP delivery carries `X-Redalert-Delivery: <event id>/<subscription id>`, the same on
+  every retry and after a takeover: webhooks, and the apprise targets that take custom headers
+  (`json://`, `xml://`, `form://`), so a receiver deduplicating on it sees each message once.
+
+The retry loop here serves test messages and replays; notify's own sends go through their URL's
+lane (services/notify/lanes.py), which calls `attempt` once per try.
 
 Errors are reported with URLs masked and known secrets redacted.
 """
 
 import asyncio
+import copy
 import logging
 import random
 import time
@@ -37,6 +44,19 @@ from shared.settings import Settings
 log = logging.getLogger("redalert.notify")
 
 PLUGIN_CACHE = 4096
+DELIVERY_HEADER = "X-Redalert-Delivery"
+
+
+def delivery_id(n: Notification) -> str:
+    """The idempotency key of one message to one subscription: the same on every retry."""
+    return f"{n.event_id}/{n.subscription_id}"
+
+
+def _takes_headers(plugin: object) -> bool:
+    # json://, xml:// and form:// keep `+Header=value` pairs in `headers` and send them all.
+    return type(plugin).__name__ in ("NotifyJSON", "NotifyXML", "NotifyForm") and isinstance(
+        getattr(plugin, "headers", None), dict
+    )
 
 
 @dataclass
@@ -118,7 +138,7 @@ class Sender:
         attempts: int | None = None,
     ) -> list[UrlResult]:
         """Send to each target (or only those at `indices`), retrying each failed one alone."""
-        n = self._signed(n)
+        n = self.signed(n)
         urls = target_urls(sub)
         wanted = [i for i in (range(len(urls)) if indices is None else indices) if i < len(urls)]
         skip = skip or {}
@@ -130,17 +150,13 @@ class Sender:
             if i in skip:
                 result.skipped = skip[i]
                 return result
-            send: Callable[[], Awaitable[str | None]] = (
-                partial(self._post, urls[i], sub.webhook.secret, n)
-                if sub.webhook is not None
-                else partial(self._notify, urls[i], n)
-            )
+            send = partial(self.attempt, sub, i, n)
             result.attempts = await self._with_retry(send, tries)
             return result
 
         return list(await asyncio.gather(*(one(i) for i in wanted)))
 
-    def _signed(self, n: Notification) -> Notification:
+    def signed(self, n: Notification) -> Notification:
         if self.link_secret is None:
             return n
         secret, settings = self.link_secret, self.settings
@@ -150,6 +166,18 @@ class Sender:
                 "body": sign_links(n.body, settings, secret),
             }
         )
+
+    def shown(self, sub: Subscription, index: int) -> str:
+        """How a target is shown: masked."""
+        url = target_urls(sub)[index]
+        return mask_url(url) if sub.webhook is not None else self._plugin(url)[1]
+
+    async def attempt(self, sub: Subscription, index: int, n: Notification) -> str | None:
+        """One try of one target: None on success, else the error (masked)."""
+        url = target_urls(sub)[index]
+        if sub.webhook is not None:
+            return await self._post(url, sub.webhook.secret, n)
+        return await self._notify(url, n)
 
     async def _with_retry(
         self, send: Callable[[], Awaitable[str | None]], tries: int
@@ -185,6 +213,10 @@ class Sender:
         plugin, _shown = self._plugin(url)
         if plugin is None:
             return "apprise cannot load this URL"
+        if _takes_headers(plugin):
+            # A copy for this message: the cached plugin is shared by concurrent sends.
+            plugin = copy.copy(plugin)
+            plugin.headers = {**plugin.headers, DELIVERY_HEADER: delivery_id(n)}
         ap = apprise.Apprise()
         ap.add(plugin)
         async with self._slots:

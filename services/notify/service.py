@@ -5,19 +5,21 @@ The chain for every (event, subscription) pair — services/notify/pipeline.py h
     match → mute (silences, quiet hours) → dedup → rate limit → render → commit → send → record
 
 1. decide (match … render, pure): read what each subscriber was told, the rate counters and the
-   silences; run the steps; then **commit** each subscription's decisions in one compare-and-apply
-   guarded by what was read: the new firing state, the owed notification (status "pending"),
-   the rate counter, the digest entry, the rechecks and reminders to schedule. Two replicas
-   never both decide to send, and a crash after deciding does not lose the message: every owed
-   notification is also a due item (shared/due.py) that comes due only if its sender dies.
-2. send: every owed notification, concurrently; each URL retried on its own; open circuits
-   skipped (services/notify/send.py, circuit.py).
-3. record: each attempt in `deliveries` and the incident's delivery list; a URL that failed every
-   attempt goes to `deadletter`; the notification is marked done, and — in the same transaction —
-   the event acked or the due item released.
+   silences; run the steps (off the event loop: templates are users' code); then **commit** each
+   subscription's decisions in one compare-and-apply guarded by what was read: the new firing
+   state, the owed notification (status "pending") appended to its chain's outbox, the rate
+   counter, the digest entry, the rechecks and reminders to schedule. Two replicas never both
+   decide to send. The events are acked as soon as their decisions are committed: what is owed
+   is in Redis, and sending never holds up the stream.
+2. send: each chain (one subscription's messages about one incident) by whichever replica holds
+   its short, renewed lease, head first (services/notify/scheduler.py, chains.py); each target
+   URL through its own lane, with its own concurrency, timeouts and circuit breaker (lanes.py).
+3. record: each URL's attempts in `deliveries` and the incident's delivery list, a dead letter
+   if every attempt failed, and the message marked done — as each send ends.
 
-A redelivered event finds its notifications already decided and sends nothing twice. Timed work
-(a mute ending, a reminder, a rate-limit window's digest, an abandoned notification) runs from
+A failure that belongs to one subscription (its template, its settings) is recorded on it
+(`last_error`) and dead-letters that subscription's message only; the batch goes on. Timed work
+(a mute ending, a reminder, a rate-limit window's digest, a chain whose sender died) runs from
 the same chain in `run_due`, on whichever replica claims it first.
 """
 
@@ -27,18 +29,17 @@ import hashlib
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
-from pydantic import BaseModel
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
-from services.notify import records
-from services.notify.circuit import Circuit, CircuitStore
+from services.notify.chains import NOTIFICATION_TTL_S, ChainRunner, Decided, Owed
+from services.notify.circuit import CircuitStore
 from services.notify.firing import FiringState
+from services.notify.lanes import Lanes
 from services.notify.pipeline import (
     DIGEST_GRACE,
     Candidate,
@@ -50,7 +51,8 @@ from services.notify.pipeline import (
     window_end,
 )
 from services.notify.render import Notification, actions, render_digest
-from services.notify.send import Sender, UrlResult, target_urls
+from services.notify.scheduler import Leases, chain_item
+from services.notify.send import Sender
 from shared import keys
 from shared.atomic import CompareAndApply, Guarded
 from shared.codec import DecodeError, decode
@@ -72,20 +74,11 @@ from shared.subscriptions import SubscriptionStore
 log = logging.getLogger("redalert.notify")
 
 FIRING_TTL_S = 30 * 86_400
-NOTIFICATION_TTL_S = 7 * 86_400
 MAX_CONFLICT_RETRIES = 8
 DUE_BATCH = 500
+MAX_RUNNING_CHAINS = 20_000  # beyond this, due chains wait in Redis for a later poll
 
 T = TypeVar("T")
-
-
-class Owed(BaseModel):
-    """A notification decided for one event and one subscription, and how far it got."""
-
-    status: str  # "pending" until every URL succeeded or was dead-lettered, then "done"
-    notification: Notification
-    decided_by: str
-    decided_at: datetime
 
 
 @dataclass
@@ -97,19 +90,6 @@ class Job:
     trigger: Trigger = Trigger.EVENT
     entry: Entry | None = None
     blocked: str | None = None  # its decision kept conflicting: retry later
-
-
-@dataclass
-class Decided:
-    """An owed notification, ready to send."""
-
-    sub: Subscription
-    owed: Owed
-    results: list[UrlResult] = field(default_factory=list)
-
-    @property
-    def due_member(self) -> str:
-        return DueItem(DueKind.OWED, self.sub.id, self.owed.notification.event_id).member
 
 
 class Versioned(Generic[T]):
@@ -145,11 +125,16 @@ class NotifyService:
         self.due = DueSet(redis, self.k)
         self.circuits = CircuitStore(redis, self.k)
         self.consumers = [StreamConsumer(redis, settings, keys.INCIDENT_EVENTS, self.on_events)]
-        # A decision older than this with no outcome is taken to be abandoned by a dead consumer.
-        self.lease_s = settings.send_timeout_s * settings.send_attempts * 2 + 10
+        # Due work is claimed for this long; chains being sent renew it (scheduler.py).
+        self.lease_s = settings.send_lease_s
+        self.leases = Leases(redis, self.k, settings.send_lease_s)
+        self.lanes = Lanes(settings, self.sender, self.circuits)
+        self.chains = ChainRunner(
+            redis, settings, self.k, self.leases, self.lanes, self.subs.current
+        )
 
     def background(self) -> list[Callable[[asyncio.Event], Awaitable[None]]]:
-        return [self.run_due]
+        return [self.run_due, self.leases.renew_forever]
 
     # --- the stream --------------------------------------------------------------------------
 
@@ -170,7 +155,21 @@ class NotifyService:
             if job.blocked and job.entry is not None:
                 batch.fail(job.entry, job.blocked)
         done = [j.entry for j in jobs if not j.blocked and j.entry is not None]
-        await self.deliver(decided, ack=batch.xack(done) if done else None)
+        if done:
+            await self.redis.execute_command(*batch.xack(done))
+        await self.send(decided)
+
+    async def send(self, decided: list[Decided]) -> None:
+        """Start sending the chains these decisions were added to (unless another replica is)."""
+        await self._sign_links()
+        by_chain: dict[DueItem, list[Decided]] = {}
+        for d in decided:
+            item = chain_item(d.sub.id, d.owed.notification.incident_id)
+            by_chain.setdefault(item, []).append(d)
+        for item, (held, length) in (await self.leases.claim(list(by_chain))).items():
+            mine = by_chain[item]
+            # The whole outbox is what was just decided: send it from memory, in order.
+            self.chains.start(held, mine if length == len(mine) else None)
 
     # --- timed work --------------------------------------------------------------------------
 
@@ -187,10 +186,13 @@ class NotifyService:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), timeout=self.settings.schedule_poll_s)
         finally:
+            await self.chains.drain(within_s=self.settings.send_timeout_s)
             await self.sender.aclose()
 
     async def tick(self) -> int:
         now = utcnow()
+        if len(self.chains.tasks) >= MAX_RUNNING_CHAINS:
+            return 0  # enough in flight: the rest waits in Redis
         items, lease = await self.due.claim(now, self.lease_s, DUE_BATCH)
         if not items:
             return 0
@@ -217,12 +219,22 @@ class NotifyService:
                 decided += [d] if d else []
                 kept += [] if finished else [item]
 
-        owed = [i for i in items if i.kind is DueKind.OWED]
-        decided += await self._abandoned(owed, subs)
+        # Chains whose holder died (its lease lapsed) or that were handed back: send them now.
+        await self._sign_links()
+        for item in (i for i in items if i.kind is DueKind.OWED):
+            self.chains.start(self.leases.hold(item, lease))
 
-        release = [i for i in items if i not in kept]
-        await self.deliver(decided, release=(release, lease))
+        release = [i for i in items if i not in kept and i.kind is not DueKind.OWED]
+        if release:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                await self.due.release(pipe, release, lease)
+                await pipe.execute()
+        await self.send(decided)
         return len(items)
+
+    async def _sign_links(self) -> None:
+        if self.sender.link_secret is None:  # action links are signed as a message goes out
+            self.sender.link_secret = await link_secret(self.redis, self.settings)
 
     async def _current_events(self, incident_ids: list[str]) -> dict[str, IncidentEvent]:
         """Each incident as it is now, as an event (its last transition, its current snapshot)."""
@@ -244,31 +256,6 @@ class NotifyService:
             out[incident_id] = event.model_copy(
                 update={"id": f"{incident.id}:{incident.version}", "incident": incident}
             )
-        return out
-
-    async def _abandoned(
-        self, items: list[DueItem], subs: dict[str, Subscription]
-    ) -> list[Decided]:
-        """Notifications whose sender died before finishing them: send them now."""
-        if not items:
-            return []
-        found = await self.redis.mget(
-            [self.k.notification(i.ref, i.subscription_id) for i in items]
-        )
-        out = []
-        for item, raw in zip(items, found, strict=True):
-            sub = subs.get(item.subscription_id)
-            if raw is None or sub is None:
-                continue  # expired, or the subscription is gone
-            owed = Owed.model_validate_json(raw)
-            if owed.status == "pending":
-                log.warning(
-                    "sending %s to %s: decided by %s, which did not finish it",
-                    owed.notification.event_id,
-                    sub.name,
-                    owed.decided_by,
-                )
-                out.append(Decided(sub, owed))
         return out
 
     # --- 1. decide (match → mute → dedup → rate limit → render → commit) ---------------------
@@ -402,17 +389,20 @@ class NotifyService:
         self._record_digested(write, n, c.sub)
 
     def _owe(self, write: Guarded, sub: Subscription, n: Notification, now: datetime) -> Decided:
-        """Record the message as owed before it is sent; if its sender dies, it comes due."""
+        """Record the message as owed before it is sent, at the end of its chain's outbox."""
         owed = Owed(
             status="pending", notification=n, decided_by=self.settings.consumer_name, decided_at=now
         )
         key = self.k.notification(n.event_id, sub.id)
         write.expect(key, None)
         write.do("SET", key, owed.model_dump_json(), "EX", NOTIFICATION_TTL_S)
-        d = Decided(sub, owed)
-        abandoned_at = now + timedelta(seconds=self.lease_s)
-        write.do("ZADD", self.k.due, score(abandoned_at), d.due_member)
-        return d
+        item = chain_item(sub.id, n.incident_id)
+        outbox = self.k.outbox(sub.id, item.ref)
+        write.do("RPUSH", outbox, n.event_id)
+        write.do("EXPIRE", outbox, NOTIFICATION_TTL_S)
+        # Due at once unless someone holds the chain (then its holder sends this after the rest).
+        write.do("ZADD", self.k.due, "NX", score(now), item.member)
+        return Decided(sub, owed)
 
     def _record_digested(self, write: Guarded, n: Notification, sub: Subscription) -> None:
         delivery = Delivery(
@@ -458,106 +448,6 @@ class NotifyService:
         if await self.cas(write):
             return d, True
         return None, False  # more overflow arrived meanwhile: the next tick sees it all
-
-    # --- 2. send, 3. record ------------------------------------------------------------------
-
-    async def deliver(
-        self,
-        decided: list[Decided],
-        *,
-        ack: list[Any] | None = None,
-        release: tuple[list[DueItem], int] | None = None,
-    ) -> None:
-        if self.sender.link_secret is None:  # action links are signed as a message goes out
-            self.sender.link_secret = await link_secret(self.redis, self.settings)
-        now = utcnow()
-        targets = [(d.sub.id, i) for d in decided for i in range(len(target_urls(d.sub)))]
-        circuits = await self.circuits.read(targets)
-
-        async def send(d: Decided) -> None:
-            skip = {
-                i: f"circuit open until {c.open_until:%H:%M:%S} UTC after {c.failures} "
-                f"failed deliveries; last: {c.last_error}"
-                for (sub_id, i), c in circuits.items()
-                if sub_id == d.sub.id and c.state(now) == "open" and c.open_until
-            }
-            d.results = await self.sender.deliver(d.sub, d.owed.notification, skip=skip)
-
-        # What one subscriber hears about one incident arrives in the order it was decided
-        # (never "resolved" before "red alert"); everything else goes out at once.
-        chains: dict[tuple[str, str], list[Decided]] = {}
-        for d in decided:
-            chains.setdefault((d.sub.id, d.owed.notification.incident_id), []).append(d)
-
-        async def send_in_order(chain: list[Decided]) -> None:
-            for d in chain:
-                await send(d)
-
-        await asyncio.gather(*(send_in_order(chain) for chain in chains.values()))
-        await self._finish(decided, circuits, ack=ack, release=release)
-
-    async def _finish(
-        self,
-        decided: list[Decided],
-        circuits: dict[tuple[str, int], Circuit],
-        *,
-        ack: list[Any] | None,
-        release: tuple[list[DueItem], int] | None,
-    ) -> None:
-        k, now = self.k, utcnow()
-        counts: Counter[str] = Counter()
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for d in decided:
-                urls = target_urls(d.sub)
-                for r in d.results:
-                    self._record(pipe, d, r, urls[r.index], counts)
-                    if r.attempts:  # tried (not skipped): the circuit learns from it
-                        self.circuits.update(
-                            pipe,
-                            circuits.get((d.sub.id, r.index)),
-                            self.settings,
-                            subscription_id=d.sub.id,
-                            index=r.index,
-                            url=r.url,
-                            ok=r.ok,
-                            error=r.error,
-                            now=now,
-                        )
-                d.owed.status = "done"
-                n = d.owed.notification
-                pipe.set(
-                    k.notification(n.event_id, d.sub.id),
-                    d.owed.model_dump_json(),
-                    ex=NOTIFICATION_TTL_S,
-                )
-                pipe.zrem(k.due, d.due_member)
-            for name, n_ in counts.items():
-                pipe.hincrby(k.notify_metrics, name, n_)
-            if ack:
-                pipe.execute_command(*ack)
-            if release:
-                await self.due.release(pipe, *release)
-            await pipe.execute()
-
-    def _record(
-        self, pipe: Pipeline, d: Decided, r: UrlResult, raw_url: str, counts: Counter[str]
-    ) -> None:
-        n = d.owed.notification
-        maxlen = self.settings.audit_maxlen
-        for delivery in records.queue(pipe, self.k, maxlen, d.sub, n, r, raw_url):
-            counts[delivery.outcome.value] += 1
-        if r.ok:
-            return
-        if r.skipped:
-            counts["skipped_circuit_open"] += 1
-        log.error(
-            "delivery of %s to %s (%s) dead-lettered after %d attempt(s): %s",
-            n.event_id,
-            d.sub.name,
-            r.url,
-            len(r.attempts),
-            r.error,
-        )
 
 
 def _firing(raw: bytes | None) -> FiringState | None:

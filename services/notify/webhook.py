@@ -52,7 +52,7 @@ def request(n: Notification, secret: str, now: datetime) -> tuple[bytes, dict[st
         "Content-Type": "application/json",
         "User-Agent": "redalert",
         "X-Redalert-Event": n.title,
-        "X-Redalert-Delivery": f"{n.event_id}/{n.subscription_id}",
+        "X-Redalert-Delivery": f"{n.event_id}/{n.subscription_id}",  # = send.delivery_id
         "X-Redalert-Timestamp": timestamp,
         signing.HEADER: signing.sign(secret, raw),
     }
