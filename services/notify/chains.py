@@ -149,20 +149,31 @@ class ChainRunner:
         return out
 
     async def _send(self, held: Held, d: Decided) -> int:
-        """Send one message to each of its URLs not finished yet; record each as it ends."""
+        """Send one message to each of its URLs not finished yet; record each as it ends.
+
+        Returns what is left in the chain's outbox after it.
+        """
         n = self.lanes.sender.signed(d.owed.notification)  # its action links, signed now
         todo = [i for i in range(len(target_urls(d.sub))) if i not in d.sent]
-        several = len(todo) > 1
+        d.owed.status = "done"  # as written once every URL is finished
+        if len(todo) > 1:
+            # Each URL recorded alone as it ends, so a takeover does not send it again.
+            async def url_done(r: UrlResult) -> None:
+                await self._record([(d, r)], held=None)
 
-        async def one(index: int) -> UrlResult:
-            result = await self.lanes.deliver(d.sub, index, n)
-            if several:  # recorded alone, so a takeover does not send it again
-                await self._record([(d, result)], held=None)
-            return result
+            await asyncio.gather(*(self.lanes.deliver(d.sub, i, n, then=url_done) for i in todo))
+            return await self._record([], held=held, d=d)
+        left = -1
 
-        results = await asyncio.gather(*(one(i) for i in todo))
-        d.owed.status = "done"
-        return await self._record([] if several else [(d, r) for r in results], held=held, d=d)
+        async def done(r: UrlResult) -> None:
+            nonlocal left
+            left = await self._record([(d, r)], held=held, d=d)
+
+        if todo:
+            await self.lanes.deliver(d.sub, todo[0], n, then=done)
+        else:  # every URL finished before a takeover: only the end is left to write
+            left = await self._record([], held=held, d=d)
+        return left
 
     async def _record(
         self,

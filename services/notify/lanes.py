@@ -15,6 +15,7 @@ import logging
 import random
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from services.notify.circuit import CircuitStore
@@ -69,9 +70,17 @@ class Lanes:
         """Deliveries waiting or in flight in each busy lane, by masked URL (for metrics)."""
         return {mask_url(u): lane.waiting for u, lane in self._lanes.items() if lane.waiting}
 
-    async def deliver(self, sub: Subscription, index: int, n: Notification) -> UrlResult:
+    async def deliver(
+        self,
+        sub: Subscription,
+        index: int,
+        n: Notification,
+        then: Callable[[UrlResult], Awaitable[None]] | None = None,
+    ) -> UrlResult:
         """One message to one target through its lane: admitted by its circuit, retried, counted.
 
+        `then` records the outcome while the slot is still held: a send stays "in flight"
+        until it is recorded, so a crash can repeat at most `lane_concurrency` sends per target.
         The queue bound is checked by the caller (`has_room`) before it takes a message on.
         """
         url = target_urls(sub)[index]
@@ -87,9 +96,13 @@ class Lanes:
                 skipped = await self._admit(lane, sub, index)
                 if skipped is not None:
                     result.skipped = skipped
+                    if then is not None:
+                        await then(result)
                     return result
                 result.attempts = await self._tries(sub, index, n)
                 await self._count(lane, sub, result)
+                if then is not None:
+                    await then(result)
         finally:
             lane.waiting -= 1
         return result
