@@ -11,6 +11,7 @@ from services.classify.rules import compile_rules
 from services.classify.rules.evaluate import read_labelled
 from services.classify.rules.suggest import ngrams, suggest
 from services.cli.main import main
+from shared.models import Post
 from shared.settings import get_settings
 from tests.conftest import eventually
 from tests.console_helpers import browser, csrf_of
@@ -181,7 +182,11 @@ def test_suggest_proposes_the_known_missing_phrase(tmp_path: Path):
     items = read_labelled(_labelled(tmp_path))
     before = [engine.classify(i.post).severity.value for i in items]
     assert before[:3] != ["red_alert"] * 3
-    found = suggest(engine, items, {"gribble": items}, tried=3)
+    traffic = [
+        engine.classify(Post(id=f"r{i}", text=text))
+        for i, text in enumerate(["A gribble vat in hall 9", "Nice weather for a picnic"])
+    ]
+    found = suggest(engine, items, {"gribble": items}, tried=3, traffic=traffic)
     top = found[0]
     assert (top.phrase, top.severity.value) == ("gribble vat", "red_alert")
     effect = top.effects["gribble"]
@@ -189,6 +194,8 @@ def test_suggest_proposes_the_known_missing_phrase(tmp_path: Path):
     assert effect.fixed >= 2
     assert effect.after > effect.before
     assert 'phrases: ["gribble vat"]' in top.yaml()
+    assert top.traffic == 2
+    assert dict(top.traffic_changed) == {f"{traffic[0].severity.value} -> red_alert": 1}
     # Proposed, never applied: the rules say what they said.
     assert [engine.classify(i.post).severity.value for i in items] == before
 
@@ -200,9 +207,11 @@ def test_ngrams_skip_stop_words_at_the_edges():
 
 def test_cli_suggest_lists_the_phrase_with_its_effect(capsys, tmp_path: Path):
     path = _labelled(tmp_path)
-    code, out, _ = run(capsys, "rules", "suggest", str(path), "--tried", "2")
+    code, out, _ = run(capsys, "rules", "suggest", str(path), "--tried", "2", "--last", "0")
     assert code == 0
     assert '"gribble vat" -> red alert' in out
     assert f"{path}: fixes" in out
-    code, out, _ = run(capsys, "rules", "suggest", str(path), "--json", "--tried", "1")
+    code, out, _ = run(
+        capsys, "rules", "suggest", str(path), "--json", "--tried", "1", "--last", "0"
+    )
     assert json.loads(out)[0]["phrase"] == "gribble vat"

@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from redis.exceptions import RedisError
+
 from services.classify.rules import ConfigError, Engine, compile_rules, load_rules, read_rules_file
 from services.classify.rules.backtest import Backtest, backtest
 from services.classify.rules.evaluate import (
@@ -81,6 +83,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="more labelled sets to measure each proposal on",
     )
     s.add_argument("--rules", type=Path, help="default: $REDALERT_RULES_FILE")
+    s.add_argument(
+        "--last",
+        type=int,
+        default=1000,
+        help="recent classified posts to measure on (1000; 0: none)",
+    )
     s.add_argument("--limit", type=int, default=10, help="proposals to show (10)")
     s.add_argument("--tried", type=int, default=TRIED, help=f"best candidates to measure ({TRIED})")
     s.add_argument("--json", action="store_true", help="print one JSON object")
@@ -316,7 +324,15 @@ def run_suggest(args: argparse.Namespace) -> int:
     if args.feedback:
         mined_sets["corrections"] = asyncio.run(_corrections())
     mined = [item for items in mined_sets.values() for item in items]
-    found = suggest(engine, mined, {**mined_sets, **against}, args.limit, max(1, args.tried))
+    traffic, note = [], ""
+    if args.last > 0:
+        try:
+            traffic, _ = asyncio.run(_recent(args.last))
+        except (OSError, RedisError) as e:
+            note = f"recent traffic not measured: {e}"
+    found = suggest(
+        engine, mined, {**mined_sets, **against}, args.limit, max(1, args.tried), traffic
+    )
     if args.json:
         print(json.dumps([s.as_json() for s in found], indent=2, ensure_ascii=False))
         return 0
@@ -333,7 +349,12 @@ def run_suggest(args: argparse.Namespace) -> int:
                 f"    {name}: fixes {e.fixed}, breaks {e.broken}, "
                 f"macro-F1 {e.before:.3f} -> {e.after:.3f}"
             )
+        if s.traffic:
+            moved = ", ".join(f"{k}: {n}" for k, n in s.traffic_changed.most_common()) or "none"
+            print(f"    the last {s.traffic} classified posts: would change {moved}")
         print()
+    if note:
+        print(note)
     print("To use one, add its cue to the rules file under `cues:`, e.g.:\n")
     print(found[0].yaml())
     return 0

@@ -17,6 +17,7 @@ from typing import Any
 from services.classify.rules.engine import Engine
 from services.classify.rules.evaluate import Labelled
 from services.classify.rules.schema import Cue, RulesFile
+from shared.models import Classification
 from shared.severity import Severity
 
 WORD = re.compile(r"[a-z0-9][a-z0-9'’\-]*")
@@ -51,6 +52,8 @@ class Suggestion:
     against: int  # mined posts labelled lower that contain it
     examples: list[str] = field(default_factory=list)  # ids of posts it helps
     effects: dict[str, Effect] = field(default_factory=dict)  # labelled set -> effect
+    traffic: int = 0  # recent posts measured
+    traffic_changed: Counter[str] = field(default_factory=Counter)  # "no_danger -> red_alert": n
 
     @property
     def net(self) -> int:
@@ -73,6 +76,7 @@ class Suggestion:
             "examples": self.examples,
             "net": self.net,
             "effects": {k: v.as_json() for k, v in self.effects.items()},
+            "traffic": {"n": self.traffic, "changes": dict(self.traffic_changed)},
             "yaml": self.yaml(),
         }
 
@@ -129,11 +133,13 @@ def suggest(
     sets: dict[str, list[Labelled]],
     limit: int = 10,
     tried: int = TRIED,
+    traffic: list[Classification] | None = None,
 ) -> list[Suggestion]:
     """Proposed cues, each measured on every labelled set in `sets` (mined ones included).
 
     The best `tried` candidates are measured: each is a compile of the whole rules (about a
-    second for the shipped rules), so measuring every n-gram would take minutes."""
+    second for the shipped rules), so measuring every n-gram would take minutes. With `traffic`
+    (recent classifications), each also says which of those posts would change severity."""
     rules = engine.rules
     baseline = {name: _verdicts(engine, items) for name, items in sets.items()}
     lowered = {name: [i.post.text.lower() for i in items] for name, items in sets.items()}
@@ -155,6 +161,12 @@ def suggest(
             s.effects[name] = Effect(
                 macro_f1(labels, before), macro_f1(labels, after), fixed, broken
             )
+        for old in traffic or []:
+            s.traffic += 1
+            if phrase in old.post.text.lower():
+                new = draft.classify(old.post).severity
+                if new is not old.severity:
+                    s.traffic_changed[f"{old.severity.value} -> {new.value}"] += 1
         if any(e.fixed for e in s.effects.values()):
             out.append(s)
     out.sort(key=lambda s: (-s.net, -s.support, s.phrase))

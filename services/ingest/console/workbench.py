@@ -232,7 +232,10 @@ async def suggest_cues(request: Request, c: Context = Depends(ctx)) -> Response:
     await acting(request, "rules")
     engine = engine_in_use((await in_use(c)).yaml)
     sets = await labelled_sets(c)
-    found = await asyncio.to_thread(suggest, engine, sets["corrections"], sets, 5, SUGGEST_TRIED)
+    traffic = await recent(c)
+    found = await asyncio.to_thread(
+        suggest, engine, sets["corrections"], sets, 5, SUGGEST_TRIED, traffic
+    )
     html = templates.get_template("_suggest.html").render(found=found, n=len(sets["corrections"]))
     return JSONResponse({"ok": True, "html": html})
 
