@@ -6,6 +6,7 @@ Chromium starts with every background fetch off and a fresh profile.
 """
 
 import asyncio
+import json
 import os
 import shutil
 import tempfile
@@ -55,12 +56,24 @@ def chromium() -> Iterator["object"]:
     options.binary_location = str(CHROMIUM)
     for flag in (*FLAGS, f"--user-data-dir={profile}"):
         options.add_argument(flag)
+    # The browser's network log: tests check that no request left the machine.
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     try:
         yield driver
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def requested(driver: "object") -> list[str]:
+    """Every URL the browser asked for since the last call (from Chrome's network log)."""
+    urls = []
+    for entry in driver.get_log("performance"):  # type: ignore[attr-defined]
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
 
 
 @contextmanager

@@ -9,12 +9,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from pydantic import SecretStr
 
-from tests.browser import chromium, served
+from tests.browser import chromium, requested, served
 from tests.rules_helpers import KETTLE
 
 TOKEN = "browser-test-token-0123456789"
@@ -24,8 +25,19 @@ WAIT_S = 20
 
 @pytest.fixture
 def browser() -> Iterator[object]:
+    """A headless Chromium; after the test, no request it made may have left the machine."""
     with chromium() as driver:
         yield driver
+        urls = requested(driver)
+        assert urls, "the network log is empty"
+        # chrome://, data: and the like never touch the network; anything else must be local.
+        away = [
+            u
+            for u in urls
+            if urlsplit(u).scheme in ("http", "https", "ws", "wss", "ftp")
+            and urlsplit(u).hostname != "127.0.0.1"
+        ]
+        assert away == [], f"requests that left the machine: {away}"
 
 
 @pytest.fixture
@@ -139,6 +151,10 @@ def test_create_and_expire_a_silence(browser, make_settings):
         _find(browser, "#silence-list button.danger").click()
         _wait_text(browser, "#silence-list", "ended early by anonymous")
         assert "🔇 active" not in _find(browser, "#silence-list").text
+
+        # The API page renders from redalert's own files (Swagger UI, no CDN).
+        browser.get(base + "/docs")
+        _wait_text(browser, ".swagger-ui .info .title", "redalert")
 
 
 def test_rules_workbench_error_at_its_line_fix_backtest_save(browser, make_settings, shots):

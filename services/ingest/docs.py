@@ -1,5 +1,5 @@
 """/docs from files this process serves: FastAPI's default loads Swagger UI from a CDN, so the
-page was blank offline. The files come from the swagger-ui-bundle package."""
+page was blank offline. The files come from the swagger-ui-bundle-v2 package (Swagger UI 5)."""
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
