@@ -222,3 +222,85 @@ async def test_a_silence_is_previewed_created_and_expired(settings, run_services
     assert "Expire now" in listed
     assert "🔇 active" not in after
     assert "ended early by anonymous" in after
+
+
+async def test_roles_decide_the_buttons_and_the_server_enforces_them(
+    settings, run_services, redis, namespace
+):
+    from shared.auth import Role, TokenStore
+    from shared.keys import Keys
+
+    tokens = TokenStore(redis, Keys(namespace))
+    _, viewer = await tokens.add("vic", Role.VIEWER, "test")
+    _, responder = await tokens.add("rae", Role.RESPONDER, "test")
+    async with (
+        run_services(settings, "ingest", "classify"),
+        browser(settings) as watcher,
+        browser(settings) as helper,
+    ):
+        watcher.headers["authorization"] = f"Bearer {responder}"
+        incident_id = await _incident(watcher)
+        del watcher.headers["authorization"]
+        assert (await sign_in(watcher, viewer)).status_code == 303
+        assert (await sign_in(helper, responder)).status_code == 303
+
+        seen = (await watcher.get(f"/incidents/{incident_id}")).text
+        refused = await watcher.post(
+            f"/incidents/{incident_id}/ack", data={"csrf": csrf_of(seen), "note": "x"}
+        )
+        page = (await helper.get(f"/incidents/{incident_id}")).text
+        done = await helper.post(
+            f"/incidents/{incident_id}/ack", data={"csrf": csrf_of(page), "note": "on it"}
+        )
+        rules = await helper.post(
+            "/console/rules/save",
+            json={"rules": "cues: []\n", "revision": 0},
+            headers={"x-csrf-token": csrf_of(page)},
+        )
+        await eventually(lambda: _acknowledged_by(helper, incident_id, "rae"))
+
+        # Revoking a token ends its console sessions.
+        await tokens.revoke("vic")
+        after = await watcher.get("/")
+    assert "Acknowledge" not in seen  # a viewer sees no buttons…
+    assert "This was really" not in seen
+    assert refused.status_code == 403  # …and the server refuses anyway
+    assert "vic is a viewer; this needs responder" in refused.text
+    assert "Acknowledge" in page
+    assert done.status_code == 303
+    assert rules.status_code == 403
+    assert after.status_code == 303
+
+
+async def _acknowledged_by(web, incident_id: str, name: str) -> bool:
+    body = (await web.get(f"/console/fragments/incidents/{incident_id}")).text
+    return f"by <strong>{name}</strong> via console" in body
+
+
+async def test_console_changes_are_in_the_audit_trail(make_settings, run_services):
+    settings = make_settings(api_token=SecretStr(TOKEN))
+    async with (
+        run_services(settings, "ingest", "classify"),
+        browser(settings) as web,
+    ):
+        web.headers["authorization"] = f"Bearer {TOKEN}"
+        incident_id = await _incident(web)
+        del web.headers["authorization"]
+        await sign_in(web, TOKEN)
+        page = (await web.get(f"/incidents/{incident_id}")).text
+        await web.post(f"/incidents/{incident_id}/ack", data={"csrf": csrf_of(page)})
+        await web.post(
+            "/console/rules/check",
+            json={"rules": "cues: []\n"},
+            headers={"x-csrf-token": csrf_of(page)},
+        )
+        trail = (
+            await web.get(
+                "/v1/audit",
+                headers={"authorization": f"Bearer {TOKEN}", "accept": "application/json"},
+            )
+        ).json()
+    entries = trail if isinstance(trail, list) else trail["entries"]
+    actions = [(e["actor"], e["action"], e["target"]) for e in entries]
+    assert ("api-token", "POST /incidents/{incident_id}/{action}", incident_id) in actions
+    assert not [a for a in actions if "rules/check" in a[1]]  # trying is not a change

@@ -106,7 +106,7 @@ def test_sign_in_watch_an_incident_arrive_acknowledge_and_correct_it(browser, ma
         _find(browser, "button[formaction$='/ack']").click()
         _wait_text(browser, "#timeline", "crew on the way")
         _wait_text(browser, "#incident-status", "acknowledged")
-        assert "by admin via console" in _find(browser, "#timeline").text
+        assert "by api-token via console" in _find(browser, "#timeline").text
         assert _fits(browser)
         assert browser.save_screenshot(str(shots / "console-incident.png"))
 

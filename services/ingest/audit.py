@@ -4,7 +4,8 @@ A middleware sees every request: after a write to `/v1/…` that succeeded, it r
 principal `require` left on the request), when, which route and object, from which address, and
 what changed — a route says what changed with `note(request, ...)`; without it, the entry still
 names the route and its object. Posts and inbound webhooks are data, not changes: not recorded
-(they have their own trail: the streams and the incidents' timelines).
+(they have their own trail: the streams and the incidents' timelines). A route outside `/v1/`
+that changes something (the console's forms) says so with `audited(request)`.
 """
 
 import logging
@@ -56,6 +57,11 @@ def note(
     request.state.audit = found
 
 
+def audited(request: Request) -> None:
+    """This request (outside /v1/) changes something: record it as the API's changes are."""
+    request.state.audited = True
+
+
 class AuditMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -74,7 +80,10 @@ class AuditMiddleware:
 
         await self.app(scope, receive, send_and_see)
         route = getattr(scope.get("route"), "path", None)
-        if status >= 400 or route is None or not route.startswith("/v1/") or route in NOT_CHANGES:
+        marked = (scope.get("state") or {}).get("audited", False)
+        if status >= 400 or route is None or route in NOT_CHANGES:
+            return
+        if not (route.startswith("/v1/") or marked):
             return
         try:
             trail: AuditTrail = scope["app"].state.ctx.audit

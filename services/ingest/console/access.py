@@ -7,7 +7,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.ingest.console.base import current, sessions, set_cookie, templates
-from services.ingest.console.session import COOKIE, auth_configured, authenticate, check_csrf
+from services.ingest.console.session import COOKIE, check_csrf, is_open
 from services.ingest.context import ctx
 
 router = APIRouter(include_in_schema=False)
@@ -37,7 +37,8 @@ def _form(request: Request, next_path: str, error: str = "", status_code: int = 
 
 @router.get("/signin", response_class=HTMLResponse)
 async def signin_page(request: Request, next: str = "/") -> Response:
-    if not auth_configured(ctx(request).settings):
+    c = ctx(request)
+    if await is_open(c.redis, c.settings):
         return RedirectResponse(_safe_next(next), status_code=303)
     return _form(request, next)
 
@@ -52,10 +53,9 @@ async def signin(
     expected = request.cookies.get(SIGNIN_COOKIE, "")
     if not expected or not secrets.compare_digest(csrf.encode(), expected.encode()):
         return _form(request, next, "The form expired: please sign in again.", 403)
-    who = authenticate(ctx(request).settings, token.strip())
-    if who is None:
+    session = await sessions(request).sign_in(token.strip())
+    if session is None:
         return _form(request, next, "That token is not valid.", 401)
-    session = await sessions(request).start(who)
     response = RedirectResponse(_safe_next(next), status_code=303)
     set_cookie(request, response, session)
     response.delete_cookie(SIGNIN_COOKIE, path="/signin")
@@ -68,6 +68,7 @@ async def signout(request: Request, csrf: str = Form("")) -> Response:
     if session is not None:
         check_csrf(request, session, csrf)
         await sessions(request).end(session.id)
-    response = RedirectResponse("/signin" if auth_configured(ctx(request).settings) else "/", 303)
+    c = ctx(request)
+    response = RedirectResponse("/" if await is_open(c.redis, c.settings) else "/signin", 303)
     response.delete_cookie(COOKIE, path="/")
     return response

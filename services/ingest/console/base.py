@@ -8,15 +8,15 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from services.ingest.audit import audited
 from services.ingest.console import markup
 from services.ingest.console.session import (
     COOKIE,
-    Principal,
     Session,
     Sessions,
     SignInNeeded,
-    auth_configured,
     check_csrf,
+    is_open,
     require,
 )
 from services.ingest.context import ctx
@@ -24,8 +24,6 @@ from services.ingest.context import ctx
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.globals.update(badge=markup.badge, highlight=markup.highlight, when=markup.when)
-
-ANONYMOUS = Principal("anonymous", "admin")
 
 
 def sessions(request: Request) -> Sessions:
@@ -42,19 +40,26 @@ async def viewer(request: Request) -> Session:
     session = await current(request)
     if session is not None:
         return session
-    if auth_configured(ctx(request).settings):
+    c = ctx(request)
+    if not await is_open(c.redis, c.settings):
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInNeeded(target)
-    session = await sessions(request).start(ANONYMOUS)
+    session = await sessions(request).open_session()
     request.state.new_session = session
     return session
 
 
-async def acting(request: Request, action: str, csrf: str | None = None) -> Session:
-    """The session of a request that changes something: signed in, CSRF checked, role checked."""
+async def acting(
+    request: Request, action: str, csrf: str | None = None, *, changes: bool = True
+) -> Session:
+    """The session of a request that acts: signed in, CSRF checked, role checked. A change
+    (`changes`) is recorded in the audit trail as the API's are (services/ingest/audit.py)."""
     session = await viewer(request)
     check_csrf(request, session, csrf)
     require(session, action)
+    request.state.principal = session.principal()
+    if changes:
+        audited(request)
     return session
 
 

@@ -221,9 +221,10 @@ async def save_subscription(
         if not isinstance(data, dict):
             raise ValueError("body: a JSON object, like the example")
         if sub_id:
-            await subs_api.replace_subscription(sub_id, data, c)
+            await subs_api.replace_subscription(sub_id=sub_id, request=request, body=data, c=c)
         else:
-            await subs_api.create_subscription(subs_api.SubscriptionSpec.model_validate(data), c)
+            spec = subs_api.SubscriptionSpec.model_validate(data)
+            await subs_api.create_subscription(spec=spec, request=request, c=c)
     except (ValueError, ValidationError, RequestValidationError, HTTPException) as e:
         problem = f"body: not JSON: {e}" if isinstance(e, json.JSONDecodeError) else _problem(e)
         return render(
@@ -245,7 +246,7 @@ async def send_test_message(
     request: Request, sub_id: str, csrf: str = Form(""), c: Context = Depends(ctx)
 ) -> Response:
     await acting(request, "subscriptions", csrf)
-    result = await subs_api.send_test_message(sub_id, c, sender(request))
+    result = await subs_api.send_test_message(sub_id=sub_id, c=c, send=sender(request))
     told = "; ".join(f"{r['url']}: {'ok' if r['ok'] else r['error']}" for r in result["results"])
     return RedirectResponse(f"/subscriptions?message=Test message: {told}", status_code=303)
 
@@ -255,7 +256,7 @@ async def delete_subscription(
     request: Request, sub_id: str, csrf: str = Form(""), c: Context = Depends(ctx)
 ) -> Response:
     await acting(request, "subscriptions", csrf)
-    await subs_api.delete_subscription(sub_id, c)
+    await subs_api.delete_subscription(sub_id=sub_id, c=c)
     return RedirectResponse("/subscriptions?message=Deleted.", status_code=303)
 
 

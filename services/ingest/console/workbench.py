@@ -36,7 +36,7 @@ router = APIRouter(include_in_schema=False)
 
 DRAFT = "draft"  # the name problems are reported under: "draft:12: reason"
 BACKTESTED = 1_000  # recent classified posts a draft is backtested against
-SUGGEST_TRIED = 6
+SUGGEST_TRIED = 5
 TREND_REVISIONS = 10
 
 
@@ -142,7 +142,7 @@ def _diff(history: list[Any], revision: int) -> str | None:
 
 @router.post("/console/rules/check")
 async def check(request: Request, body: Draft) -> Response:
-    await acting(request, "rules")
+    await acting(request, "rules", changes=False)
     try:
         engine = await _compile(body.rules)
     except ConfigError as e:
@@ -154,7 +154,7 @@ async def check(request: Request, body: Draft) -> Response:
 async def try_text(request: Request, body: Trial, c: Context = Depends(ctx)) -> Response:
     """How a draft (admins) or the rules in use (everyone) classify a text, highlighted."""
     if body.rules is not None:
-        await acting(request, "rules")
+        await acting(request, "rules", changes=False)
         try:
             engine = await _compile(body.rules)
         except ConfigError as e:
@@ -169,7 +169,7 @@ async def try_text(request: Request, body: Trial, c: Context = Depends(ctx)) -> 
 
 @router.post("/console/rules/eval")
 async def evaluate_draft(request: Request, body: Draft, c: Context = Depends(ctx)) -> Response:
-    await acting(request, "rules")
+    await acting(request, "rules", changes=False)
     try:
         engine = await _compile(body.rules)
     except ConfigError as e:
@@ -186,7 +186,7 @@ async def evaluate_draft(request: Request, body: Draft, c: Context = Depends(ctx
 
 @router.post("/console/rules/backtest")
 async def backtest_draft(request: Request, body: Draft, c: Context = Depends(ctx)) -> Response:
-    await acting(request, "rules")
+    await acting(request, "rules", changes=False)
     try:
         engine = await _compile(body.rules)
     except ConfigError as e:
@@ -229,7 +229,7 @@ async def save(request: Request, body: Saving, c: Context = Depends(ctx)) -> Res
 @router.post("/console/rules/suggest")
 async def suggest_cues(request: Request, c: Context = Depends(ctx)) -> Response:
     """Cues mined from operators' corrections, each measured on every labelled set."""
-    await acting(request, "rules")
+    await acting(request, "rules", changes=False)
     engine = engine_in_use((await in_use(c)).yaml)
     sets = await labelled_sets(c)
     traffic = await recent(c)
@@ -268,7 +268,7 @@ def _compiled_revision(text: str) -> Engine:
 @router.post("/console/rules/trend")
 async def trend(request: Request, c: Context = Depends(ctx)) -> Response:
     """How each kept revision does on operators' corrections: the quality trend."""
-    await acting(request, "rules")
+    await acting(request, "rules", changes=False)
     history = (await RulesStore(c.redis, c.keys).history())[:TREND_REVISIONS]
     corrections = [as_labelled(x) async for x in iter_corrections(c.redis, c.keys)]
 
