@@ -56,6 +56,10 @@ class Runtime:
             from services.notify.service import NotifyService
 
             self.handlers["notify"] = NotifyService(self.redis, self.settings)
+            # Escalation policies run in every notify replica (services/notify/escalation.py).
+            from services.notify.escalation import EscalationService
+
+            self.handlers["escalation"] = EscalationService(self.redis, self.settings)
         for service in self.handlers.values():
             self.consumers += service.consumers
         for consumer in self.consumers:

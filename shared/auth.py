@@ -235,6 +235,7 @@ admin = require(Role.ADMIN)
 # Routes under /v1 that check credentials of their own (a signature): `baseline` lets them be.
 SELF_AUTHENTICATED = {
     "/v1/incidents/{incident_id}/{action}/link",
+    "/v1/incidents/{incident_id}/ack/as/{who}",  # a page's own link (shared/escalation.py)
     "/v1/sources/{name}/posts",
     "/v1/webhooks/pagerduty",
     "/v1/webhooks/alertmanager",

@@ -23,6 +23,7 @@ class DueKind(StrEnum):
     REPEAT = "repeat"  # remind of an unacknowledged red alert
     DIGEST = "digest"  # a rate-limit window ended: send its overflow as one message
     OWED = "owed"  # a decided notification: due only if its sender died before finishing it
+    ESCALATE = "escalate"  # an escalation policy's next step (in Keys.escalation_due)
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,8 @@ return 0
 
 
 class DueSet:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
-        self.key = keys.due
+    def __init__(self, redis: Redis, keys: Keys, key: str | None = None) -> None:
+        self.key = key or keys.due  # escalation keeps its steps in a set of their own
         self._claim = redis.register_script(_CLAIM)
         self._release = redis.register_script(_RELEASE)
 

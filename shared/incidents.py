@@ -1,6 +1,7 @@
 """Reading incidents (classify is the only writer; see services/classify/writer.py)."""
 
 import json
+from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
@@ -34,13 +35,17 @@ class IncidentReader:
             pipe.lrange(k.incident_posts(incident_id), 0, -1)
             pipe.lrange(k.incident_timeline(incident_id), 0, -1)
             pipe.lrange(k.incident_deliveries(incident_id), 0, -1)
-            doc, posts, timeline, deliveries = await pipe.execute()
+            pipe.lrange(k.escalation_log(incident_id), 0, -1)
+            doc, posts, timeline, deliveries, escalation = await pipe.execute()
         if doc is None:
             return None
         return {
             "incident": Incident.model_validate_json(doc).model_dump(mode="json"),
             "posts": [json.loads(p) for p in posts],
-            "timeline": [_timeline_entry(IncidentEvent.model_validate_json(e)) for e in timeline],
+            "timeline": _merged(
+                [_timeline_entry(IncidentEvent.model_validate_json(e)) for e in timeline],
+                [json.loads(e) for e in escalation],
+            ),
             "deliveries": [json.loads(d) for d in deliveries],
         }
 
@@ -61,3 +66,13 @@ def _timeline_entry(e: IncidentEvent) -> dict[str, Any]:
     if e.command is not None:
         entry["command"] = e.command.model_dump(mode="json", exclude_none=True)
     return entry
+
+
+def _merged(events: list[dict[str, Any]], escalation: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Transitions and escalation lines (pages, stops: services/notify/escalation.py) in time
+    order; at the same instant a transition comes first."""
+    if not escalation:
+        return events
+    tagged = [(e["at"], 0, n, e) for n, e in enumerate(events)]
+    tagged += [(e["at"], 1, n, e) for n, e in enumerate(escalation)]
+    return [e for *_, e in sorted(tagged, key=lambda t: (datetime.fromisoformat(t[0]), t[1], t[2]))]

@@ -20,6 +20,8 @@ AUDIT_STREAMS = (CLASSIFIED, DELIVERIES)
 # Consumer groups.
 CLASSIFY_GROUP = "classify"
 NOTIFY_GROUP = "notify"
+# A second group on incident-events: escalation policies start and stop on them (notify runs it).
+ESCALATE_GROUP = "escalate"
 
 # Which group consumes which work stream.
 GROUPS = {POSTS: CLASSIFY_GROUP, COMMANDS: CLASSIFY_GROUP, INCIDENT_EVENTS: NOTIFY_GROUP}
@@ -52,6 +54,29 @@ class Keys:
     def schedules(self) -> str:
         """Hash: schedule name -> Schedule JSON."""
         return f"{self.namespace}:schedules"
+
+    @property
+    def escalation_policies(self) -> str:
+        """Hash: policy name -> Policy JSON."""
+        return f"{self.namespace}:escalation:policies"
+
+    @property
+    def escalation_policies_version(self) -> str:
+        """Bumped on every policy change, so notify replicas reload them."""
+        return f"{self.namespace}:escalation:policies:version"
+
+    def escalation(self, incident_id: str, policy: str) -> str:
+        """One policy's run for one incident: EscalationState JSON (the guard of every step)."""
+        return f"{self.namespace}:escalation:{incident_id}:{policy}"
+
+    @property
+    def escalation_due(self) -> str:
+        """Sorted set (shared/due.py): `escalate|policy|incident`, scored by the next step."""
+        return f"{self.namespace}:escalation:due"
+
+    def escalation_log(self, incident_id: str) -> str:
+        """List of the incident's escalation lines (pages, stops), JSON, for its timeline."""
+        return f"{self.namespace}:incident:{incident_id}:escalation"
 
     # --- sources (polled by ingest) -------------------------------------------------------------
     @property

@@ -345,6 +345,8 @@ MessageFormat = Literal["text", "markdown", "html"]
 class SubscriptionFields(Model):
     """What a user declares about a subscription (shared/subscriptions.py validates it)."""
 
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
     name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
     urls: list[str] = Field(default_factory=list)  # apprise URLs, or…
     webhook: Webhook | None = None  # …one signed JSON webhook
@@ -352,6 +354,9 @@ class SubscriptionFields(Model):
     topics: list[str] = Field(default_factory=list)  # empty: every topic
     sources: list[str] = Field(default_factory=list)  # empty: every source
     matchers: MatcherList = Field(default_factory=list)  # on the incident's labels; empty: all
+    # Routing (shared/routing.py): higher first; `continue: false` skips the routes after it.
+    priority: int = Field(default=0, ge=-1_000, le=1_000)
+    continue_: bool = Field(default=True, alias="continue")
     send_resolved: bool = True
     quiet_hours: QuietHours | None = None
     repeat_interval: Seconds | None = None  # re-notify an unacknowledged red alert this often

@@ -19,6 +19,7 @@ async def prepare(redis: Redis, settings: Settings) -> None:
         # From id 0, by whichever service starts first: posts published before classify first
         # starts are work too (FastStream alone would create the group at "$" and skip them).
         await ensure_group(redis, k.stream(stream), group)
+    await ensure_group(redis, k.stream(keys.INCIDENT_EVENTS), keys.ESCALATE_GROUP)
     if settings.subscriptions_file is not None:
         declared = load_subscriptions_file(settings.subscriptions_file)
         report = await SubscriptionStore(redis, k).apply(declared)

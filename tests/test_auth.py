@@ -79,6 +79,13 @@ ROUTES: dict[tuple[str, str], str | None] = {
     ("DELETE", "/v1/schedules/{name}"): "admin",
     ("GET", "/v1/schedules/{name}/oncall"): "viewer",
     ("GET", "/v1/schedules/{name}/oncall.ics"): "viewer",
+    ("GET", "/v1/escalation-policies"): "viewer",
+    ("POST", "/v1/escalation-policies"): "admin",
+    ("GET", "/v1/escalation-policies/{name}"): "viewer",
+    ("DELETE", "/v1/escalation-policies/{name}"): "admin",
+    ("GET", "/v1/incidents/{incident_id}/ack/as/{who}"): None,  # a page's own signed link
+    ("POST", "/v1/incidents/{incident_id}/ack/as/{who}"): None,
+    ("POST", "/v1/routes/test"): "viewer",
 }
 
 

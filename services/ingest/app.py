@@ -15,6 +15,7 @@ from services.ingest.routes import (
     audit,
     corrections,
     deadletter,
+    escalation,
     grafana,
     health,
     incidents,
@@ -23,6 +24,7 @@ from services.ingest.routes import (
     metrics,
     oncall,
     posts,
+    routing,
     rules,
     silences,
     sources,
@@ -76,8 +78,8 @@ def create_app(
     app.add_middleware(AuditMiddleware)
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
     routers = (posts, sources, subscriptions, silences, incidents, links, webhooks, rules)
-    routers += (oncall, corrections, deadletter, health, metrics, tokens, audit)
-    routers += (grafana, json_webhook)
+    routers += (oncall, escalation, routing, corrections, deadletter, health, metrics)
+    routers += (tokens, audit, grafana, json_webhook)
     for module in routers:
         app.include_router(module.router)
     docs.install(app)

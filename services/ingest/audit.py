@@ -27,6 +27,7 @@ NOT_CHANGES = {
     "/v1/webhooks/pagerduty",
     "/v1/webhooks/alertmanager",
     "/v1/rules/test",
+    "/v1/routes/test",
 }
 
 

@@ -31,6 +31,7 @@ from services.notify.render import Links, Notification, links, render
 from shared.due import from_score, score
 from shared.matchers import compiled
 from shared.models import Incident, IncidentEvent, RateLimit, Subscription
+from shared.routing import Route, skipped
 from shared.severity import Severity
 from shared.silences import Silence, silencing
 
@@ -84,6 +85,10 @@ class Env:
     told: dict[tuple[str, str], FiringState | None] = field(default_factory=dict)
     # Each rate-limited subscription's current window, by subscription id.
     rate: dict[str, RateWindow | None] = field(default_factory=dict)
+    # Every route (subscriptions and escalation policies) for `continue: false`; and, by
+    # incident snapshot, the subscriptions it skips (computed once per snapshot).
+    routes: list[Route] = field(default_factory=list)
+    skipped: dict[str, dict[tuple[str, str], str]] = field(default_factory=dict)
 
 
 Step = Callable[[Candidate, Env], str | None]  # None: pass it on; else why it stops here
@@ -101,6 +106,12 @@ def match(c: Candidate, env: Env) -> str | None:
         return "not one of its sources"
     if sub.matchers and (miss := compiled(sub.matchers).first_mismatch(incident.labels)):
         return f"labels: {miss} does not match"
+    if env.routes:
+        snapshot = f"{incident.id}:{incident.version}"
+        if snapshot not in env.skipped:
+            env.skipped[snapshot] = skipped(env.routes, incident)
+        if (why := env.skipped[snapshot].get(("subscription", sub.id))) is not None:
+            return why
     if sub.webhook is not None:
         if c.trigger is not Trigger.EVENT:
             return "webhooks get events only"

@@ -58,6 +58,7 @@ from shared.atomic import CompareAndApply, Guarded
 from shared.codec import DecodeError, decode
 from shared.consumer import Batch, Entry, StreamConsumer
 from shared.due import DueItem, DueKind, DueSet, score
+from shared.escalation import PolicyStore
 from shared.links import link_secret
 from shared.models import (
     Delivery,
@@ -67,6 +68,7 @@ from shared.models import (
     Subscription,
     utcnow,
 )
+from shared.routing import Route, routes
 from shared.settings import Settings
 from shared.silences import SilenceStore
 from shared.subscriptions import SubscriptionStore
@@ -120,6 +122,8 @@ class NotifyService:
         subscriptions, silences = SubscriptionStore(redis, self.k), SilenceStore(redis, self.k)
         self.subs = Versioned(subscriptions.version, subscriptions.all)
         self.silences = Versioned(silences.version, silences.all)
+        policies = PolicyStore(redis, self.k)
+        self.policies = Versioned(policies.version, policies.all)
         self.sender = sender or Sender(settings)
         self.cas = CompareAndApply(redis)
         self.due = DueSet(redis, self.k)
@@ -269,6 +273,7 @@ class NotifyService:
                 return decided
             signed = partial(actions, self.settings)  # unsigned: signed as they are sent
             env = Env(utcnow(), silences, self.settings.public_url, signed)
+            env.routes = await self._routes()
             pairs = await self._decide_once(pairs, env, decided)
         for job, _sub in pairs:
             job.blocked = "decisions kept conflicting with another notify replica"
@@ -448,6 +453,11 @@ class NotifyService:
         if await self.cas(write):
             return d, True
         return None, False  # more overflow arrived meanwhile: the next tick sees it all
+
+    async def _routes(self) -> list[Route]:
+        """Routes for `continue: false` (shared/routing.py): none when no route stops others."""
+        found = routes(await self.subs.current(), await self.policies.current())
+        return found if any(not r.continue_ for r in found) else []
 
 
 def _firing(raw: bytes | None) -> FiringState | None:
