@@ -122,6 +122,19 @@ class HintVerdict(Model):
     disagreement: str | None = None
 
 
+class ModelOpinion(Model):
+    """The severity model's second opinion on a post the rules were unsure about."""
+
+    version: str  # of the model file (a digest of it, as a rules version)
+    severity: Severity  # the model's own answer
+    probabilities: dict[str, float] = Field(default_factory=dict)
+    words: list[tuple[str, float]] = Field(default_factory=list)  # what weighed most for it
+    unsure: str = ""  # why the rules were unsure: why the model was asked
+    confidence: float = 0.0  # how sure the model had to be to decide
+    rules_severity: Severity | None = None  # what the rules alone said
+    decided: bool = False  # the model's answer is the classification's severity
+
+
 class Classification(Model):
     post: Post
     severity: Severity
@@ -133,6 +146,7 @@ class Classification(Model):
     hits: list[Hit] = Field(default_factory=list)
     hint: HintVerdict | None = None  # the post carried a source's own severity hint
     rules_version: str = ""
+    model: ModelOpinion | None = None  # asked only where the rules were unsure
     incident_id: str | None = None
     classified_at: datetime = Field(default_factory=utcnow)
 

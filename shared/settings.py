@@ -102,6 +102,10 @@ class Settings(BaseSettings):
         le=3600,
         description="How often classify looks for new rules (in Redis and the rules file).",
     )
+    model_file: Path | None = Field(
+        default=PROJECT_ROOT / "config" / "model.json",
+        description="The severity model (`redalert model train`); missing or bad: rules alone.",
+    )
     subscriptions_file: Path | None = None
     sources_file: Path | None = Field(
         default=None, description="YAML sources (feeds, Mastodon, webhooks) applied at start-up."
@@ -230,6 +234,7 @@ class Settings(BaseSettings):
         "link_secret",
         "subscriptions_file",
         "sources_file",
+        "model_file",
         "pagerduty_secret",
         "alertmanager_secret",
         "grafana_secret",

@@ -41,7 +41,9 @@ def test_rules_test_highlights_what_fired(capsys):
 def test_rules_test_json_is_the_classification(capsys, tmp_path: Path):
     rules = tmp_path / "kettle.yaml"
     rules.write_text(KETTLE)
-    code, out, _ = run(capsys, "rules", "test", "The kettle!", "--rules", str(rules), "--json")
+    code, out, _ = run(
+        capsys, "rules", "test", "The kettle!", "--rules", str(rules), "--json", "--no-model"
+    )
     assert code == 0
     c = json.loads(out)
     assert c["severity"] == "red_alert"

@@ -45,13 +45,15 @@ def new_incident_id() -> str:
 
 def opens_incident(c: Classification) -> bool:
     """An alarm opens an incident: assessing or above, and about something — a topic, a danger
-    cue, or a source that decided the severity itself. Chatter opens nothing."""
+    cue, a source that decided the severity itself, or the severity model where the rules were
+    unsure (it learnt from posts about something). Chatter opens nothing."""
     if c.severity < Severity.ASSESSING:
         return False
     cue = any(h.kind == "cue" and h.effect in ("counted", "hedged") for h in c.hits)
     hinted = c.hint is not None and c.hint.matched and c.hint.effect is None
     decided = c.post.severity is not None or hinted
-    return bool(c.topics) or cue or decided
+    learnt = c.model is not None and c.model.decided
+    return bool(c.topics) or cue or decided or learnt
 
 
 def subjects_said(c: Classification, known: dict[str, str]) -> dict[str, str]:

@@ -10,6 +10,7 @@ from services.cli import (
     corrections,
     deadletter,
     incidents,
+    model,
     oncall,
     replay,
     routes,
@@ -38,6 +39,7 @@ COMMANDS = [
     corrections,
     tokens,
     audit,
+    model,
 ]
 
 

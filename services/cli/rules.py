@@ -9,6 +9,7 @@ from pathlib import Path
 
 from redis.exceptions import RedisError
 
+from services.classify.model import Combined, ModelAlone, ModelArtifact, ModelError
 from services.classify.rules import ConfigError, Engine, compile_rules, load_rules, read_rules_file
 from services.classify.rules.backtest import Backtest, backtest
 from services.classify.rules.evaluate import (
@@ -17,9 +18,17 @@ from services.classify.rules.evaluate import (
     Report,
     as_labelled,
     evaluate,
+    group_by,
     read_labelled,
 )
-from services.classify.rules.explain import brackets, describe, highlight, hint_lines, verdict
+from services.classify.rules.explain import (
+    brackets,
+    decision,
+    describe,
+    highlight,
+    hint_lines,
+    verdict,
+)
 from services.classify.rules.lint import lint
 from services.classify.rules.suggest import TRIED, suggest
 from services.cli.common import settings
@@ -52,6 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(cap:severity=Minor,certainty=Possible,urgency=Future)",
     )
     t.add_argument("--json", action="store_true", help="print the classification as JSON")
+    _model_arguments(t)
     t.set_defaults(func=run_test)
 
     e = rules.add_parser("eval", help="precision, recall and F1 against labelled posts")
@@ -62,6 +72,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--rules", type=Path, help="default: $REDALERT_RULES_FILE")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--show", type=int, default=50, help="misclassified posts to list (50)")
+    e.add_argument(
+        "--by", metavar="FIELD", help="also report each group of posts by a field (register, kind)"
+    )
+    _model_arguments(e)
     e.set_defaults(func=run_eval)
 
     b = rules.add_parser("backtest", help="which recent posts new rules would change")
@@ -93,6 +107,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--tried", type=int, default=TRIED, help=f"best candidates to measure ({TRIED})")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=run_suggest)
+
+
+def _model_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, help="severity model file (default: $REDALERT_MODEL_FILE)")
+    p.add_argument("--no-model", action="store_true", help="the rules alone")
+
+
+def _model(args: argparse.Namespace) -> ModelArtifact | None:
+    """The model named (or configured); a missing or bad one is a warning: the rules alone."""
+    if args.no_model:
+        return None
+    path = args.model if args.model is not None else settings().model_file
+    if path is None:
+        return None
+    try:
+        return ModelArtifact.load(path)
+    except ModelError as e:
+        print(f"warning: {e}; the rules alone", file=sys.stderr)
+        return None
 
 
 def _path(arg: Path | None) -> Path:
@@ -166,7 +199,7 @@ def _hint(text: str) -> SourceHint:
 
 
 def run_test(args: argparse.Namespace) -> int:
-    engine = _engine(_path(args.rules))
+    engine = Combined(_engine(_path(args.rules)), _model(args), words=5)
     post = Post(text=args.text, source=args.source, author=args.author, hint=args.hint)
     c = engine.classify(post)
     if args.json:
@@ -182,6 +215,9 @@ def run_test(args: argparse.Namespace) -> int:
         print(f"  {describe(hit)}")
     if not c.hits:
         print("  nothing fired: the default severity applies")
+    print()
+    for line in decision(c):
+        print(f"  {line}")
     if c.topics:
         print(f"\ntopics: {', '.join(c.topics)}")
     print(f"rules version {c.rules_version}")
@@ -197,18 +233,32 @@ def run_eval(args: argparse.Namespace) -> int:
         return 2
     path = _path(args.rules)
     engine = _engine(path)
+    model = _model(args)
     try:
         items = [item for f in args.files for item in read_labelled(f)]
     except ConfigError as e:
         print(e, file=sys.stderr)
         return 1
     feedback = asyncio.run(_corrections()) if args.feedback else []
-    report = evaluate(engine, items + feedback)
+    everything = items + feedback
+    layers = _layers(engine, model)
+    report = evaluate(engine, everything)
+    reports = {name: evaluate(c, everything) for name, c in layers.items() if name != "rules"}
+    groups = group_by(everything, args.by) if args.by else {}
+    by = {g: {name: evaluate(c, part) for name, c in layers.items()} for g, part in groups.items()}
     if args.json:
         out = report.as_json()
         out["rules_version"] = engine.version
         if args.feedback:
             out["feedback"] = {"n": len(feedback), **_brief(evaluate(engine, feedback))}
+        if model is not None:
+            out["model_version"] = model.version
+            out["layers"] = {"rules": _summary(report)}
+            out["layers"].update({name: _summary(r) for name, r in reports.items()})
+        if args.by:
+            out["by"] = {
+                args.by: {g: {name: _summary(r) for name, r in rs.items()} for g, rs in by.items()}
+            }
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return 0
     names = [str(f) for f in args.files]
@@ -224,6 +274,13 @@ def run_eval(args: argparse.Namespace) -> int:
             f"the rules (macro-F1 {fb.macro_f1:.3f})\n"
         )
     _print_misclassified(report, args.show)
+    if model is not None:
+        print(f"\nlayers (model {model.version}; macro-F1 / accuracy)")
+        print(f"  {'rules alone':<16}{report.macro_f1:.3f} / {report.accuracy:.3f}")
+        for name, r in reports.items():
+            print(f"  {name:<16}{r.macro_f1:.3f} / {r.accuracy:.3f}")
+    if args.by:
+        _print_groups(args.by, by)
     return 0
 
 
@@ -239,6 +296,33 @@ async def _corrections() -> list[Labelled]:
         return [as_labelled(line) async for line in iter_corrections(redis, keys.Keys(s.namespace))]
     finally:
         await redis.aclose()
+
+
+def _layers(engine: Engine, model: ModelArtifact | None) -> dict[str, object]:
+    if model is None:
+        return {"rules": engine}
+    return {
+        "rules": engine,
+        "model alone": ModelAlone(engine, model),
+        "combined": Combined(engine, model),
+    }
+
+
+def _summary(r: Report) -> dict[str, object]:
+    return {"n": r.n, "macro_f1": r.macro_f1, "accuracy": r.accuracy, "confusion": r.confusion}
+
+
+def _print_groups(field: str, by: dict[str, dict[str, Report]]) -> None:
+    """One line per group: its size and each layer's macro-F1 / accuracy."""
+    if not by:
+        return
+    names = list(next(iter(by.values())))
+    width = max(len(field), *(len(g) for g in by)) + 2
+    print(f"\nby {field} (macro-F1 / accuracy)")
+    print(f"  {field:<{width}}{'posts':>6}" + "".join(f"{n:>18}" for n in names))
+    for g, reports in by.items():
+        cells = "".join(f"{f'{r.macro_f1:.3f} / {r.accuracy:.3f}':>18}" for r in reports.values())
+        print(f"  {g:<{width}}{next(iter(reports.values())).n:>6}{cells}")
 
 
 def _print_scores(report: Report) -> None:

@@ -4,7 +4,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -16,16 +16,36 @@ from shared.yamlfile import ConfigError
 SEVERITIES = list(Severity)  # no_danger, assessing, red_alert: the order of every table
 
 
+class Classifier(Protocol):
+    """The rules alone (Engine), the model alone, or both (services.classify.model.combine)."""
+
+    version: str
+
+    def classify(self, post: Post) -> Classification: ...
+
+
 @dataclass(frozen=True)
 class Labelled:
     post: Post
     label: Severity
+    # The line's other fields (`register`, `kind`, `tags`…), for reports grouped by one of them.
+    fields: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def groups(self, name: str) -> list[str]:
+        """The groups this post is in by field `name`: one per value of a list (tags)."""
+        value = self.fields.get(name)
+        if value is None:
+            return ["(none)"]
+        if isinstance(value, list):
+            return [str(v) for v in value] or ["(none)"]
+        return [str(value)]
 
 
 def as_labelled(raw: dict[str, Any]) -> Labelled:
     """One labelled-set line, already parsed (an exported correction is one too)."""
     fields = {k: raw[k] for k in ("id", "source", "author", "text") if raw.get(k) is not None}
-    return Labelled(Post.model_validate(fields), Severity(raw["label"]))
+    extra = {k: v for k, v in raw.items() if k not in ("text", "label")}
+    return Labelled(Post.model_validate(fields), Severity(raw["label"]), extra)
 
 
 def read_labelled(path: Path) -> list[Labelled]:
@@ -48,7 +68,8 @@ def read_labelled(path: Path) -> list[Labelled]:
             label = Severity(raw["label"])
             fields = {k: raw[k] for k in ("id", "source", "author", "text") if k in raw}
             fields.setdefault("id", f"line-{n}")
-            items.append(Labelled(Post.model_validate(fields), label))
+            extra = {k: v for k, v in raw.items() if k not in ("text", "label")}
+            items.append(Labelled(Post.model_validate(fields), label, extra))
         except json.JSONDecodeError as e:
             problems.append((str(path), n, f"not JSON: {e.msg}"))
         except ValidationError as e:
@@ -98,7 +119,16 @@ class Report:
         }
 
 
-def evaluate(engine: Engine, items: Iterable[Labelled]) -> Report:
+def group_by(items: Iterable[Labelled], name: str) -> dict[str, list[Labelled]]:
+    """Posts by the value of one field of their line, groups in sorted order."""
+    groups: dict[str, list[Labelled]] = {}
+    for item in items:
+        for g in item.groups(name):
+            groups.setdefault(g, []).append(item)
+    return dict(sorted(groups.items()))
+
+
+def evaluate(engine: Engine | Classifier, items: Iterable[Labelled]) -> Report:
     confusion = {g.value: {p.value: 0 for p in SEVERITIES} for g in SEVERITIES}
     wrong = []
     n = 0

@@ -83,9 +83,52 @@ def hint_lines(c: Classification) -> list[str]:
     return lines
 
 
+def probabilities(probs: dict[str, float]) -> str:
+    return ", ".join(f"{s.label} {probs.get(s.value, 0):.2f}" for s in reversed(list(Severity)))
+
+
+def decision(c: Classification) -> list[str]:
+    """Which layer decided, and the model's opinion when it was asked: probabilities, the words
+    that weighed most, and why it was (or was not) followed."""
+    if c.post.severity is not None:
+        return ["decided by: the source (it set the severity)"]
+    if c.hint is not None and c.hint.matched:
+        return ["decided by: the source's hint"]
+    m = c.model
+    if m is None:
+        return ["decided by: the rules (sure, or no model in use)"]
+    lines = [
+        f"the rules were unsure ({m.unsure}): they said {_label(m.rules_severity)}",
+        f"model {m.version}: {probabilities(m.probabilities)}",
+    ]
+    if m.words:
+        words = ", ".join(f'"{w}" {push:+.2f}' for w, push in m.words)
+        lines.append(f"weighed most for {m.severity.label}: {words}")
+    p = m.probabilities.get(m.severity.value, 0)
+    if m.decided:
+        lines.append(f"decided by: the model ({m.severity.label} {p:.2f} >= {m.confidence:g})")
+    elif m.severity is m.rules_severity:
+        lines.append("decided by: the rules (the model agrees)")
+    elif p >= m.confidence:
+        lines.append(
+            "decided by: the rules (the model may lower a severity only where danger and an "
+            "all-clear both fired)"
+        )
+    else:
+        lines.append(
+            f"decided by: the rules (the model's {m.severity.label} {p:.2f} < {m.confidence:g})"
+        )
+    return lines
+
+
+def _label(s: Severity | None) -> str:
+    return s.label if s is not None else "?"
+
+
 def explain(c: Classification) -> list[str]:
     lines = [verdict(c), *hint_lines(c), highlight(c.post.text, c.hits)]
     lines += [describe(h) for h in sorted(c.hits, key=lambda h: h.start)] or ["nothing fired"]
+    lines += decision(c)
     if c.topics:
         lines.append(f"topics: {', '.join(c.topics)}")
     lines.append(f"rules version {c.rules_version}")

@@ -10,6 +10,12 @@ Every `REDALERT_RULES_RELOAD_S` a service
 
 Rules are compiled on a worker thread: a big rules file takes tens of milliseconds, which the
 event loop (consumers, HTTP, leases) must not wait for.
+
+The severity model (`REDALERT_MODEL_FILE`) is the second layer: `engine` is the rules combined
+with it (services.classify.model.combine). Its file is looked at on the same beat and swapped in
+when it changed and loads; a file that does not load is logged and the model in use stays; a
+file that is removed leaves the rules alone. An engine given by the caller instead of compiled
+from the rules file (a pinned engine, in tests) is used alone.
 """
 
 import asyncio
@@ -21,6 +27,8 @@ from pathlib import Path
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from services.classify.model import Combined, ModelArtifact, ModelError
+from services.classify.model.loader import load_model, stat_key
 from services.classify.rules import ConfigError, Engine, compile_rules, read_rules_file
 from services.classify.rules.store import RulesStore, digest
 from shared.keys import Keys
@@ -52,6 +60,20 @@ class LiveRules:
         self._file_seen: tuple[int, int, int] | None = None  # mtime, size, inode
         self._file_sha: str | None = None
         self._skipped_revision = 0
+        self.model_path = settings.model_file if text is not None else None
+        self._model_seen = stat_key(self.model_path) if self.model_path else (0, 0, 0)
+        self.model: ModelArtifact | None = load_model(self.model_path)
+        self._combined = Combined(engine, self.model)
+
+    @property
+    def engine(self) -> Engine | Combined:
+        """What classifies posts: the rules, with the model where they are unsure."""
+        return self._combined if self._combined.model is not None else self.rules_engine
+
+    @engine.setter
+    def engine(self, engine: Engine) -> None:
+        self.rules_engine = engine
+        self._combined = Combined(engine, getattr(self, "model", None))
 
     async def watch(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -70,6 +92,28 @@ class LiveRules:
         if self.path is not None:
             await self._sync_file(self.path)
         await self._sync_store()
+        if self.model_path is not None:
+            await self._sync_model(self.model_path)
+
+    async def _sync_model(self, path: Path) -> None:
+        seen = stat_key(path)
+        if seen == self._model_seen:
+            return
+        self._model_seen = seen
+        if seen == (0, 0, 0):
+            if self.model is not None:
+                log.warning("severity model %s removed: the rules decide alone", path)
+            self.model, self._combined = None, Combined(self.rules_engine, None)
+            return
+        try:
+            model = await asyncio.to_thread(ModelArtifact.load, path)
+        except ModelError as e:
+            kept = self.model.version if self.model else "none (the rules decide alone)"
+            log.error("severity model not applied, keeping %s: %s", kept, e)
+            return
+        if self.model is None or model.version != self.model.version:
+            log.info("severity model %s (from %s) now in use", model.version, path)
+        self.model, self._combined = model, Combined(self.rules_engine, model)
 
     async def _sync_file(self, path: Path) -> None:
         try:
@@ -108,7 +152,7 @@ class LiveRules:
         doc = await self.store.current()
         if doc is None:
             return
-        if doc.version == self.engine.version:
+        if doc.version == self.rules_engine.version:
             self.revision = doc.revision
             return
         try:
