@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""How fast the severity engine classifies posts, on one core, with the shipped rules.
+"""How fast the severity engine classifies posts, on one core, with the shipped rules and model.
 
     python bench/rules_engine.py            # figures for people
     python bench/rules_engine.py --json     # one JSON object
-    python bench/rules_engine.py --rules my-rules.yaml --seconds 5
+    python bench/rules_engine.py --rules my-rules.yaml --model my-model.json --seconds 5
+
+Three figures: the rules alone, the model alone (on every post), and the two combined as
+classify runs them — the model asked only where the rules are unsure (the share is reported).
 
 The posts are the labelled set (tests/data) and the seed thread: real posts of every kind and
 length, classified again and again for `--seconds` per round; the best of `--rounds` rounds is
@@ -21,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from services.classify.model import Combined, ModelArtifact, unsure  # noqa: E402
 from services.classify.rules import compile_rules, read_rules_file  # noqa: E402
 from shared.models import Post  # noqa: E402
 
@@ -53,6 +57,7 @@ def rate(fn, items: list, seconds: float) -> float:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--rules", type=Path, default=ROOT / "config" / "rules.yaml")
+    p.add_argument("--model", type=Path, default=ROOT / "config" / "model.json")
     p.add_argument("--seconds", type=float, default=2.0, help="per round (2)")
     p.add_argument("--rounds", type=int, default=3, help="best of (3)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -65,12 +70,17 @@ def main() -> int:
     corpus = posts()
     chars = statistics.mean(len(x.text) for x in corpus)
     hits = statistics.mean(len(engine.classify(x).hits) for x in corpus)
+    model = ModelArtifact.load(args.model)
+    combined = Combined(engine, model)
+    asked = sum(unsure(engine.classify(x)) is not None for x in corpus) / len(corpus)
 
     gc.disable()  # a collection in the middle of a round measures the collector, not the engine
     try:
         classify = [rate(engine.classify, corpus, args.seconds) for _ in range(args.rounds)]
         texts = [x.text for x in corpus]
         scan = [rate(engine._find, texts, args.seconds) for _ in range(args.rounds)]
+        alone = [rate(model.predict, texts, args.seconds) for _ in range(args.rounds)]
+        both = [rate(combined.classify, corpus, args.seconds) for _ in range(args.rounds)]
     finally:
         gc.enable()
 
@@ -91,6 +101,13 @@ def main() -> int:
         "posts_per_s_rounds": [round(r) for r in classify],
         "us_per_post": round(1e6 / max(classify), 1),
         "scan_only_posts_per_s": round(max(scan)),
+        "model_version": model.version,
+        "model_posts_per_s": round(max(alone)),
+        "model_us_per_post": round(1e6 / max(alone), 1),
+        "combined_posts_per_s": round(max(both)),
+        "combined_posts_per_s_rounds": [round(r) for r in both],
+        "combined_us_per_post": round(1e6 / max(both), 1),
+        "share_asked": round(asked, 3),
         "target_posts_per_s": 20_000,
     }
     if args.json:
@@ -110,6 +127,15 @@ def main() -> int:
         f"rounds {', '.join(f'{r:,}' for r in result['posts_per_s_rounds'])})"
     )
     print(f"  scan only:  {result['scan_only_posts_per_s']:>8,} posts/s  (finding the matches)")
+    print(
+        f"  model:      {result['model_posts_per_s']:>8,} posts/s  "
+        f"({result['model_us_per_post']} µs/post, on every post; model {model.version})"
+    )
+    print(
+        f"  combined:   {result['combined_posts_per_s']:>8,} posts/s  "
+        f"({result['combined_us_per_post']} µs/post; the model asked for "
+        f"{asked:.0%} of the posts, where the rules are unsure)"
+    )
     print(f"  target:     {result['target_posts_per_s']:>8,} posts/s")
     return 0
 

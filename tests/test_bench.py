@@ -12,7 +12,10 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 CASES = {
     "pipeline.py": (["--posts", "300"], {"posts_per_s", "p50_ms", "p99_ms", "redis_xadd_per_s"}),
-    "rules_engine.py": (["--seconds", "0.2", "--rounds", "1"], {"posts_per_s"}),
+    "rules_engine.py": (
+        ["--seconds", "0.2", "--rounds", "1"],
+        {"posts_per_s", "model_posts_per_s", "combined_posts_per_s"},
+    ),
     "fanout.py": (["--subscriptions", "20"], {"deliveries_per_s"}),
     "sources.py": (["--items", "20", "--rounds", "2"], {"rss_items_per_s"}),
 }

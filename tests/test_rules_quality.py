@@ -132,3 +132,64 @@ def test_the_blind_batch_is_new():
     assert all(i.startswith("b-") for i in ids)
     older = {r["text"] for path in PARTS if path != BLIND for r in rows(path)}
     assert not {r["text"] for r in blind} & older
+
+
+# --- the registers (issue 16): seven ways of writing, a blind part and a tune part each ----------
+
+REGISTERS = DATA / "registers"
+REGISTER_NAMES = {
+    "ops_chat",
+    "status_page",
+    "official",
+    "social",
+    "non_native",
+    "space_ops",
+    "newswire",
+}
+
+
+@pytest.mark.parametrize("register", sorted(REGISTER_NAMES))
+def test_each_register_has_a_balanced_blind_part_and_a_tune_part(register):
+    blind, tune = (
+        rows(REGISTERS / f"{register}-blind.jsonl"),
+        rows(REGISTERS / f"{register}-tune.jsonl"),
+    )
+    assert len(blind) >= 60
+    assert len(tune) >= 90
+    for part, prefix in ((blind, f"r-{register}-b-"), (tune, f"r-{register}-t-")):
+        assert {r["register"] for r in part} == {register}
+        assert all(r["id"].startswith(prefix) for r in part)
+        counts = Counter(r["label"] for r in part)
+        assert set(counts) == {s.value for s in Severity}
+        assert max(counts.values()) == min(counts.values()), counts  # balanced
+    assert not {r["text"] for r in blind} & {r["text"] for r in tune}
+
+
+def test_the_register_sets_are_new():
+    new = [r for p in sorted(REGISTERS.glob("*.jsonl")) for r in rows(p)]
+    assert {p.stem.rsplit("-", 1)[0] for p in REGISTERS.glob("*.jsonl")} == REGISTER_NAMES
+    assert len({r["id"] for r in new}) == len(new)
+    older = {r["text"] for path in PARTS for r in rows(path)}
+    assert not {r["text"] for r in new} & older
+
+
+def test_the_register_blind_parts_do_not_fall(shipped):
+    """NEVER TUNED OR TRAINED ON: floors 0.03 under what was measured (rules alone 0.792; with
+    the model 0.888), totals only. Looking at these posts one by one spoils them."""
+    from services.classify.model import Combined, ModelArtifact
+
+    items = [i for p in sorted(REGISTERS.glob("*-blind.jsonl")) for i in read_labelled(p)]
+    assert evaluate(shipped, items).macro_f1 >= 0.76
+    model = ModelArtifact.load(PROJECT_ROOT / "config" / "model.json")
+    combined = evaluate(Combined(shipped, model), items)
+    assert combined.macro_f1 >= 0.85, f"macro-F1 {combined.macro_f1:.3f} with the model"
+
+
+def test_with_the_model_the_seed_stays_whole_and_the_old_blind_batch_no_worse(shipped):
+    from services.classify.model import Combined, ModelArtifact
+
+    combined = Combined(shipped, ModelArtifact.load(PROJECT_ROOT / "config" / "model.json"))
+    for post in seed():
+        fields = {k: post[k] for k in ("id", "source", "author", "text", "thread_id")}
+        assert combined.classify(Post(**fields)).severity is Severity(post["label"]), post["id"]
+    assert evaluate(combined, read_labelled(BLIND)).macro_f1 >= 0.82

@@ -81,6 +81,7 @@ def fit(
 
     if len({e.label for e in items}) < len(CLASSES):
         raise ValueError("training needs posts of every severity")
+    items = sorted(items, key=lambda e: (e.text, e.label.value, e.weight))  # order is no input
     feats = [sorted(features(e.text).items()) for e in items]
     df = Counter(f for fs in feats for f, _ in fs)
     vocab = sorted(f for f, n in df.items() if n >= min_df)
