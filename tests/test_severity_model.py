@@ -18,7 +18,7 @@ from services.classify.rules import Engine, load_rules_file
 from services.classify.rules.explain import explain
 from services.classify.rules.live import LiveRules
 from services.cli.main import main
-from shared.models import Post
+from shared.models import Post, SourceHint
 from shared.settings import PROJECT_ROOT, get_settings
 from shared.severity import Severity
 from tests.rules_helpers import api
@@ -230,6 +230,14 @@ def test_a_source_that_set_the_severity_is_not_second_guessed(rules):
     assert c.severity is ASSESSING
     assert c.model is None
     assert ModelAlone(rules, tiny()).classify(Post(text="quiet")).severity is CLEAR
+
+
+def test_a_source_hint_that_decided_is_not_second_guessed(rules):
+    hint = SourceHint(scheme="statuspage", values={"status": "investigating", "impact": "minor"})
+    c = Combined(rules, tiny()).classify(Post(text="the graphs went flat", hint=hint))
+    assert c.severity is ASSESSING
+    assert c.model is None
+    assert "decided by: the source's hint" in explain(c)
 
 
 # --- a running service: a missing or bad file leaves the rules alone -----------------------------
