@@ -169,6 +169,9 @@ def test_the_specs_earthquake_update_joins_the_message_it_references():
 def test_the_specs_multilingual_amber_alert_reads_the_configured_language(language, headline):
     post = one(CAP_AMBER, language=language)
     assert post.text.startswith(headline)
+    # The event, when the headline does not say it, is in the text for the rules' topics.
+    event = "Abducción de Niño" if headline.startswith("Alerta") else "Child Abduction"
+    assert f"\n\nEvent: {event}\n\nAreas: " in post.text
 
 
 def test_an_alert_its_update_and_its_cancel_are_one_thread():

@@ -1,6 +1,9 @@
 """Structured sources end to end: a status page and CAP warnings served by local servers, polled
 by ingest, classified through the rules file's hint tables, and the incidents that result."""
 
+import asyncio
+import contextlib
+import io
 import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -73,6 +76,16 @@ async def published(redis, settings: Settings) -> list[dict[str, Any]]:
     return [json.loads(fields[b"data"]) for _, fields in entries]
 
 
+def cli(*argv: str) -> str:
+    """What `redalert ARGV` prints."""
+    from services.cli.main import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(list(argv)) == 0
+    return out.getvalue()
+
+
 def kinds(d: dict[str, Any]) -> list[str]:
     return [e["kind"] for e in d["timeline"]]
 
@@ -128,6 +141,14 @@ async def test_a_status_page_incident_opens_once_survives_a_partial_recovery_and
         (incident,) = await incidents(settings)
         d = await detail(settings, incident["id"])
         status = await source_status(settings, "githubstatus")
+        shown = await asyncio.to_thread(
+            cli,
+            "incidents",
+            "show",
+            incident["id"],
+            "--url",
+            f"http://127.0.0.1:{settings.http_port}",
+        )
 
     assert url.endswith("/api/v2/incidents.json")
     posts = await published(redis, settings)
@@ -152,6 +173,7 @@ async def test_a_status_page_incident_opens_once_survives_a_partial_recovery_and
         for r in server.requests_to("/api/v2/incidents.json")
     )
     assert status["last_error"] is None
+    assert "  subjects: Actions operational, Pages operational" in shown
 
 
 # --- CAP -----------------------------------------------------------------------------------------

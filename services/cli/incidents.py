@@ -56,6 +56,9 @@ def run_show(args: argparse.Namespace) -> int:
     print(f"  {i['status']}, {i['severity']} (peak {i['peak_severity']}), {i['post_count']} posts")
     if i.get("labels"):
         print("  labels: " + ", ".join(f"{k}={v}" for k, v in i["labels"].items()))
+    if i.get("subjects"):
+        said = ", ".join(f"{k.partition(':')[2]} {v}" for k, v in i["subjects"].items())
+        print(f"  subjects: {said}")
     for warning in i.get("warnings") or []:
         print(f"  warning: {warning}")
     print("timeline:")

@@ -239,6 +239,8 @@ def _message_text(
     parts = [headline, _text(fields, "description"), _text(fields, "instruction")]
     if fallback and not parts[0].endswith(fallback):
         parts.append(fallback)
+    if event and event.lower() not in headline.lower():  # so the rules read it for topics
+        parts.append(f"Event: {event}")
     if areas:
         parts.append("Areas: " + "; ".join(areas))
     return "\n\n".join(dict.fromkeys(p for p in parts if p))
