@@ -18,6 +18,10 @@ CASES = {
     ),
     "fanout.py": (["--subscriptions", "20"], {"deliveries_per_s"}),
     "sources.py": (["--items", "20", "--rounds", "2"], {"rss_items_per_s"}),
+    "formats.py": (
+        ["--incidents", "5", "--seconds", "0.05"],
+        {"statuspage_updates_per_s", "cap_messages_per_s", "classify_hint_us", "refuse_bomb_us"},
+    ),
 }
 
 

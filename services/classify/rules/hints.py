@@ -44,7 +44,7 @@ def with_hint(c: Classification, hint: SourceHint, hint_tables: HintTables) -> C
     i = match(rows, hint.values)
     text_said = c.severity, c.all_clear
     if i is None:  # no row for it: the text decides, and the explanation says so
-        verdict = HintVerdict(
+        verdict = HintVerdict.model_construct(
             scheme=hint.scheme,
             says=dict(hint.values),
             rule=f"hints.{hint.scheme}: no row matches",
@@ -57,7 +57,7 @@ def with_hint(c: Classification, hint: SourceHint, hint_tables: HintTables) -> C
     row = rows[i]
     severity = Severity.NO_DANGER if row.effect is not None else row.severity
     assert severity is not None  # a row gives a severity or an effect (schema)
-    verdict = HintVerdict(
+    verdict = HintVerdict.model_construct(
         scheme=hint.scheme,
         says=dict(hint.values),
         rule=f"hints.{hint.scheme}[{i}]",
