@@ -894,3 +894,43 @@ def huge_cap(megabytes: int = 50) -> bytes:
 <severity>Extreme</severity><certainty>Observed</certainty><description>"""
     tail = b"</description></info></alert>"
     return head + b"water " * (megabytes * 1_000_000 // 6) + tail
+
+
+def status_history(
+    incidents: list[tuple[str, str, datetime, list[tuple[str, str]]]], page: str = "GitHub"
+) -> bytes:
+    """A Statuspage `history.atom`: an entry per incident (id, name, when, updates oldest
+    first as (status, body)), its content the updates newest first, one `<p>` each."""
+
+    def content(when: datetime, updates: list[tuple[str, str]]) -> str:
+        paragraphs = [
+            f"<p><small>{(when + timedelta(minutes=10 * n)).strftime('%b')} <var data-var='date'>"
+            f"{(when + timedelta(minutes=10 * n)).day}</var>, <var data-var='time'>"
+            f"{(when + timedelta(minutes=10 * n)).strftime('%H:%M')}</var> UTC</small><br>"
+            f"<strong>{status}</strong> - {escape(body)}</p>"
+            for n, (status, body) in enumerate(updates)
+        ]
+        return "".join(reversed(paragraphs))
+
+    entries = "".join(
+        f"""
+  <entry>
+    <id>tag:www.githubstatus.com,2005:Incident/{ident}</id>
+    <published>{when.isoformat()}</published>
+    <updated>{(when + timedelta(minutes=10 * len(updates))).isoformat()}</updated>
+    <link rel="alternate" type="text/html" href="https://www.githubstatus.com/incidents/{ident}"/>
+    <title>{escape(name)}</title>
+    <content type="html">{escape(content(when, updates))}</content>
+  </entry>"""
+        for ident, name, when, updates in incidents
+    )
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<feed xml:lang="en-US" xmlns="http://www.w3.org/2005/Atom">
+  <id>tag:www.githubstatus.com,2005:/history</id>
+  <link rel="alternate" type="text/html" href="https://www.githubstatus.com"/>
+  <link rel="self" type="application/atom+xml" href="https://www.githubstatus.com/history.atom"/>
+  <title>{page} Status - Incident History</title>
+  <updated>{STATUS_T0.isoformat()}</updated>
+  <author><name>{page}</name></author>{entries}
+</feed>
+""".encode()

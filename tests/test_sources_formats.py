@@ -353,3 +353,77 @@ def test_without_items_the_body_is_one_event_or_a_list_and_ids_default_to_a_dige
     again, other = mapping.posts([{"msg": "disk full"}, {"msg": "disk fine"}], "s")
     assert one_post.id == again.id != other.id
     assert one_post.id.startswith("sha256:")
+
+
+# --- status page history feeds ------------------------------------------------------------------
+
+HISTORY = [
+    (
+        "Investigating",
+        "We are investigating reports of degraded performance for Actions and Pages.",
+    ),
+    ("Update", "Pages is operating normally."),
+    ("Monitoring", "A fix has been deployed for Actions; we are monitoring."),
+    ("Resolved", "This incident has been resolved."),
+]
+
+
+def test_a_history_feed_entry_is_an_incident_and_each_paragraph_an_update():
+    from tests.source_servers import status_history
+
+    body = status_history(
+        [("19372", "Incident with GitHub Actions and Pages", STATUS_T0, HISTORY[:3])]
+    )
+    found = statuspage.parse_history(body, "githubstatus")
+    posts = found.posts
+    assert [p.text for p in posts] == [
+        "Incident with GitHub Actions and Pages — Investigating: We are investigating reports of "
+        "degraded performance for Actions and Pages.",
+        "Incident with GitHub Actions and Pages — Update: Pages is operating normally.",
+        "Incident with GitHub Actions and Pages — Monitoring: A fix has been deployed for "
+        "Actions; we are monitoring.",
+    ]
+    assert {p.thread_id for p in posts} == {"incident:tag:www.githubstatus.com,2005:Incident/19372"}
+    # The components named in the incident's name (the page's own name dropped), on its first
+    # update; the hint only where the status says something by itself.
+    assert posts[0].labels == {"component:Actions": "affected", "component:Pages": "affected"}
+    assert posts[1].labels == {"component:Pages": "operational"}  # Statuspage's own sentence
+    assert posts[2].labels == {}
+    assert [p.hint.values if p.hint else None for p in posts] == [
+        None,
+        None,
+        {"status": "monitoring"},
+    ]
+    assert posts[0].author == "GitHub"
+    assert posts[0].url == "https://www.githubstatus.com/incidents/19372"
+    assert found.history == set()
+    # The same update keeps its id as the entry grows.
+    more = status_history([("19372", "Incident with GitHub Actions and Pages", STATUS_T0, HISTORY)])
+    again = statuspage.parse_history(more, "githubstatus")
+    assert [p.id for p in again.posts][:3] == [p.id for p in posts]
+    assert again.history == {p.id for p in again.posts}  # resolved: history, if first seen so
+
+
+@pytest.mark.parametrize(
+    ("name", "subjects"),
+    [
+        ("Incident with GitHub Actions, Codespaces, Issues, and Webhooks",
+         ["Actions", "Codespaces", "Issues", "Webhooks"]),
+        ("Disruption with some GitHub services", []),
+        ("Degraded performance for Git Operations", ["Git Operations"]),
+        ("We are investigating elevated error rates", []),
+    ],
+)  # fmt: skip
+def test_subjects_from_an_incidents_name(name, subjects):
+    assert statuspage.subjects_in(name, "GitHub") == subjects
+
+
+def test_components_from_statuspages_own_sentences():
+    said = statuspage.components_said(
+        "Git Operations is experiencing degraded performance. GitHub Pages is operating "
+        "normally. We are still investigating why the API is slow.",
+        "GitHub",
+    )
+    assert said == {"Git Operations": "degraded_performance", "Pages": "operational"}
+    still = statuspage.components_said("Actions is still experiencing a major outage.", "")
+    assert still == {"Actions": "major_outage"}

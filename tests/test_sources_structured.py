@@ -29,6 +29,7 @@ from tests.source_servers import (
     cap_feed,
     external_entity,
     huge_cap,
+    status_history,
 )
 
 FAST = {"poll_tick_s": 0.05, "poll_backoff_s": 0.05, "poll_backoff_max_s": 5, "poll_timeout_s": 5}
@@ -174,6 +175,64 @@ async def test_a_status_page_incident_opens_once_survives_a_partial_recovery_and
     )
     assert status["last_error"] is None
     assert "  subjects: Actions operational, Pages operational" in shown
+
+
+GITHUB_HISTORY = [
+    (
+        "Investigating",
+        "We are investigating reports of degraded performance for Actions and Pages.",
+    ),
+    ("Update", "Pages is operating normally."),
+    ("Update", "Actions is still experiencing degraded performance. We are investigating."),
+    ("Update", "Actions is operating normally."),
+    ("Resolved", "This incident has been resolved."),
+]
+
+
+async def test_a_status_pages_history_feed_clears_only_when_every_named_component_has(
+    fast_settings, run_services, server
+):
+    """The plain-text case: history.atom names no component and says no impact, and "Pages is
+    operating normally." came while Actions was still degraded."""
+    shown: list[int] = [1]
+
+    def feed(request: Any) -> Answer:
+        name = "Incident with GitHub Actions and Pages"
+        body = status_history([("19372", name, datetime(2026, 11, 30, 14, 0, tzinfo=UTC),
+                                GITHUB_HISTORY[: shown[0]])])  # fmt: skip
+        return Answer(200, body, {"content-type": "application/atom+xml"})
+
+    server.route("/history.atom", feed)
+    settings = fast_settings()
+    states = []
+    async with run_services(settings, "ingest", "classify"):
+        await add_source(
+            settings, name="gh", kind="statuspage", url=server.url("/history.atom"), interval_s=0.1
+        )
+        for n in range(1, len(GITHUB_HISTORY) + 1):
+            shown[0] = n
+
+            async def applied(n: int = n) -> bool:
+                found = await incidents(settings)
+                return bool(found) and found[0]["post_count"] == n
+
+            await eventually(applied, timeout=15)
+            states.append((await incidents(settings))[0])
+        d = await detail(settings, states[-1]["id"])
+
+    assert [(s["severity"], s["status"]) for s in states] == [
+        ("assessing", "open"),
+        ("assessing", "open"),  # Pages back, Actions not: no all-clear
+        ("assessing", "open"),
+        ("no_danger", "open"),  # every component it named is back
+        ("no_danger", "resolved"),
+    ]
+    assert states[1]["subjects"] == {
+        "component:Actions": "affected",
+        "component:Pages": "operational",
+    }
+    assert states[2]["subjects"]["component:Actions"] == "degraded_performance"
+    assert kinds(d) == ["opened", "de_escalated", "resolved"]
 
 
 # --- CAP -----------------------------------------------------------------------------------------

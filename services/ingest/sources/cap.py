@@ -15,18 +15,35 @@ entity expansion bomb or an external entity never expands or fetches anything.
 """
 
 import hashlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urljoin, urlsplit
-from xml.etree.ElementTree import Element, ParseError
+from xml.etree.ElementTree import Element
 
-import defusedxml
-import defusedxml.ElementTree
 from pydantic import ValidationError
 
 from services.ingest.sources.base import Cursor, Expiring, Page, SourceError
 from services.ingest.sources.fetch import Http
+from services.ingest.sources.safexml import (
+    MAX_XML_BYTES,
+    safe_xml,
+)
+from services.ingest.sources.safexml import (
+    child as _child,
+)
+from services.ingest.sources.safexml import (
+    children as _children,
+)
+from services.ingest.sources.safexml import (
+    local as _local,
+)
+from services.ingest.sources.safexml import (
+    namespace as _namespace,
+)
+from services.ingest.sources.safexml import (
+    text as _text,
+)
 from services.ingest.sources.spec import Source
 from services.ingest.sources.text import clip, tidy
 from shared.labels import clean
@@ -34,7 +51,6 @@ from shared.models import Post, SourceHint, utcnow
 from shared.subjects import AFFECTED
 from shared.subjects import label as subject_label
 
-MAX_XML_BYTES = 2_000_000  # a CAP message is a few KB; a feed of a few hundred fits easily
 MAX_LINKED = 20  # linked CAP documents fetched per poll; the rest wait for the next one
 MAX_AREAS = 20
 MAX_GEOCODES = 10
@@ -44,44 +60,6 @@ CAP_NAMESPACE = "urn:oasis:names:tc:emergency:cap:"  # 1.2, and 1.1 which reads 
 ATOM_NAMESPACE = "http://www.w3.org/2005/Atom"
 CAP_TYPES = ("application/cap+xml", "application/common-alerting-protocol+xml")
 ACCEPT = "application/cap+xml, application/atom+xml;q=0.9, application/xml;q=0.8"
-
-
-# --- safe XML ------------------------------------------------------------------------------------
-
-
-def safe_xml(body: bytes) -> Element:
-    """The document's root; `SourceError` for one too large, unsafe or malformed."""
-    if len(body) > MAX_XML_BYTES:
-        raise SourceError(f"XML document of {len(body)} bytes refused (at most {MAX_XML_BYTES})")
-    try:
-        return defusedxml.ElementTree.fromstring(
-            body, forbid_dtd=True, forbid_entities=True, forbid_external=True
-        )
-    except defusedxml.DefusedXmlException as e:
-        raise SourceError(f"unsafe XML refused: {type(e).__name__} ({e})") from None
-    except ParseError as e:
-        raise SourceError(f"malformed XML: {e}") from None
-
-
-def _local(el: Element) -> str:
-    return el.tag.rpartition("}")[2] if isinstance(el.tag, str) else ""
-
-
-def _namespace(el: Element) -> str:
-    return el.tag[1:].partition("}")[0] if isinstance(el.tag, str) and el.tag[:1] == "{" else ""
-
-
-def _children(el: Element, name: str) -> Iterator[Element]:
-    return (c for c in el if _local(c) == name)
-
-
-def _child(el: Element, name: str) -> Element | None:
-    return next(_children(el, name), None)
-
-
-def _text(el: Element | None, name: str) -> str:
-    child = _child(el, name) if el is not None else None
-    return tidy(child.text or "") if child is not None else ""
 
 
 def _is_cap(el: Element) -> bool:
