@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -20,6 +21,22 @@ from shared.startup import prepare
 log = logging.getLogger("redalert")
 
 SERVICES = ("ingest", "classify", "notify")
+
+
+class StartupError(RuntimeError):
+    """A reason not to start that fits on one line (and names the setting to change)."""
+
+
+def listen(host: str, port: int, setting: str) -> socket.socket:
+    """Bind the port now, before joining any consumer group, so a busy port fails cleanly."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as e:
+        raise StartupError(
+            f"cannot listen on {host}:{port} ({e.strerror or e}): "
+            f"set {setting} to a free port, or stop what is using it"
+        ) from None
 
 
 class _Server(uvicorn.Server):
@@ -47,6 +64,17 @@ class Runtime:
         self._server: _Server | None = None
 
     async def start(self) -> None:
+        sock = None
+        if "ingest" in self.services:
+            sock = listen(self.settings.http_host, self.settings.http_port, "REDALERT_HTTP_PORT")
+        try:
+            await self._start(sock)
+        except BaseException:
+            if sock is not None and self._server is None:
+                sock.close()
+            raise
+
+    async def _start(self, sock: socket.socket | None) -> None:
         await prepare(self.redis, self.settings)
         if "classify" in self.services:
             from services.classify.service import ClassifyService
@@ -71,8 +99,8 @@ class Runtime:
         for service in self.handlers.values():
             for job in getattr(service, "background", list)():
                 self._tasks.append(asyncio.create_task(job(self._stop)))
-        if "ingest" in self.services:
-            await self._start_http()
+        if sock is not None:
+            await self._start_http(sock)
         log.info(
             "redalert running: %s (namespace %s, consumer %s)",
             ", ".join(self.services),
@@ -80,7 +108,7 @@ class Runtime:
             self.settings.consumer_name,
         )
 
-    async def _start_http(self) -> None:
+    async def _start_http(self, sock: socket.socket) -> None:
         config = uvicorn.Config(
             create_app(self.settings, self.redis, prepared=True),
             host=self.settings.http_host,
@@ -88,9 +116,11 @@ class Runtime:
             log_config=None,
             access_log=False,
             lifespan="on",
+            # Open connections get half the shutdown budget to finish, then are closed.
+            timeout_graceful_shutdown=max(1, int(self.settings.shutdown_s / 2)),
         )
         self._server = _Server(config)
-        self._tasks.append(asyncio.create_task(self._server.serve()))
+        self._tasks.append(asyncio.create_task(self._server.serve(sockets=[sock])))
         while not self._server.started:
             if self._tasks[-1].done():
                 self._tasks[-1].result()  # raises why the server could not start
@@ -107,26 +137,42 @@ class Runtime:
         await self._stop.wait()
 
     async def stop(self) -> None:
+        """Stop taking work, let in-flight work finish within REDALERT_SHUTDOWN_S, then cancel
+        what is left: an entry whose handler is cancelled was not acked, so it stays pending and
+        a live replica (or the next start) reclaims it. Nothing accepted is lost."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.shutdown_s
         self._stop.set()
         if self._server is not None:
             self._server.should_exit = True
             self._server.config.app.state.closing.set()  # open event streams end now
         if self.consumers:
-            await self.broker.stop()
+            # Leaves a second for the rest (cancelling, leaving the groups, closing Redis).
+            budget = max(0.1, deadline - loop.time() - 1)
+            try:
+                await asyncio.wait_for(self.broker.stop(), timeout=budget)
+            except TimeoutError:
+                log.warning("in-flight work did not finish in time; it stays pending for others")
         if self._tasks:
-            await asyncio.wait(self._tasks, timeout=10)
+            await asyncio.wait(self._tasks, timeout=max(0.1, deadline - loop.time() - 0.5))
         for task in self._tasks:
             task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=0.5)
+        for consumer in self.consumers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(consumer.leave(), timeout=0.5)
         if self._own_redis:
-            await self.redis.aclose()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.redis.aclose(), timeout=0.5)
         log.info("redalert stopped")
 
 
 async def serve(settings: Settings, services: Iterable[str]) -> None:
-    """Run until SIGINT or SIGTERM, then stop cleanly."""
+    """Run until SIGINT, SIGTERM or SIGHUP (the terminal closed), then stop cleanly."""
     runtime = Runtime(settings, services)
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, runtime.request_stop)
     try:
         await runtime.start()

@@ -228,9 +228,33 @@ class StreamConsumer:
                 pipe.expire(self._errors_key, ERROR_TTL_S)
             await pipe.execute()
 
+    async def leave(self) -> None:
+        """On a clean stop: leave the group, unless entries are still pending under our name
+        (then the consumer stays, for a live replica to claim them and remove it)."""
+        await remove_consumer_if_idle(self.redis, self.stream, self.group, self.consumer)
+
+    async def forget_dead_consumers(self) -> list[str]:
+        """Remove the consumers of processes that are gone: nothing pending any more (a live
+        replica claimed it) and idle far longer than a live consumer ever is between reads."""
+        idle_ms = max(2 * self.settings.reclaim_idle_ms, 100 * self.settings.block_ms)
+        removed = []
+        try:
+            consumers = await self.redis.xinfo_consumers(self.stream, self.group)
+        except ResponseError:
+            return removed  # no group (yet): supervise recreates it
+        for c in consumers:
+            name = c["name"].decode() if isinstance(c["name"], bytes) else c["name"]
+            if name == self.consumer or c["pending"] or c["idle"] < idle_ms:
+                continue
+            if await remove_consumer_if_idle(self.redis, self.stream, self.group, name):
+                log.info("%s: removed consumer %s (gone, nothing pending)", self.short_name, name)
+                removed.append(name)
+        return removed
+
     async def supervise(self, stop: asyncio.Event, every_s: float = 2.0) -> None:
         """Keep the consumer healthy: restart subscribers that FastStream stopped on NOGROUP
-        (recreating the group), and trim what every group has acknowledged."""
+        (recreating the group), trim what every group has acknowledged, and remove consumers
+        of dead processes once their pending entries were claimed."""
         loop = asyncio.get_running_loop()
         next_trim = loop.time() + self.settings.trim_interval_s
         while not stop.is_set():
@@ -242,6 +266,7 @@ class StreamConsumer:
                 next_trim = loop.time() + self.settings.trim_interval_s
                 try:
                     await trim_acknowledged(self.redis, self.stream)
+                    await self.forget_dead_consumers()
                 except Exception:
                     log.exception("%s: trimming failed; will try again", self.short_name)
             stopped = [s for s in self._subscribers if not s.running]
@@ -319,6 +344,30 @@ async def ensure_group(redis: Redis, stream: str, group: str) -> None:
     except ResponseError as e:
         if "BUSYGROUP" not in str(e):
             raise
+
+
+# XGROUP DELCONSUMER only if the consumer has nothing pending, checked in the same atomic step:
+# deleting a consumer drops its pending entries from the group, which would lose work.
+_REMOVE_IF_IDLE = """
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local name, pending
+  for i = 1, #c, 2 do
+    if c[i] == 'name' then name = c[i + 1] elseif c[i] == 'pending' then pending = c[i + 1] end
+  end
+  if name == ARGV[2] then
+    if pending ~= 0 then return 0 end
+    return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2]) + 1
+  end
+end
+return 0
+"""
+
+
+async def remove_consumer_if_idle(redis: Redis, stream: str, group: str, consumer: str) -> bool:
+    try:
+        return bool(await redis.eval(_REMOVE_IF_IDLE, 1, stream, group, consumer))
+    except ResponseError:
+        return False  # no stream or group
 
 
 async def groups_present(redis: Redis, namespace: str) -> dict[str, bool]:

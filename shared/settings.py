@@ -113,6 +113,13 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".redalert")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    shutdown_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="On SIGTERM/SIGINT/SIGHUP: stop taking work, finish or hand back in-flight "
+        "work, and exit within this many seconds.",
+    )
 
     # Consumers.
     consumer_name: str = Field(default_factory=_default_consumer_name)
