@@ -9,6 +9,14 @@ from redis.asyncio import Redis
 from shared.keys import Keys
 from shared.models import Incident, IncidentEvent
 
+# Kept for classify's own use (correlation), never shown: not part of any API answer.
+INTERNAL_FIELDS = frozenset({"terms"})
+
+
+def public(incident: Incident) -> dict[str, Any]:
+    """An incident as API answers show it."""
+    return incident.model_dump(mode="json", exclude=set(INTERNAL_FIELDS))
+
 
 class IncidentReader:
     def __init__(self, redis: Redis, keys: Keys) -> None:
@@ -40,7 +48,7 @@ class IncidentReader:
         if doc is None:
             return None
         return {
-            "incident": Incident.model_validate_json(doc).model_dump(mode="json"),
+            "incident": public(Incident.model_validate_json(doc)),
             "posts": [json.loads(p) for p in posts],
             "timeline": _merged(
                 [_timeline_entry(IncidentEvent.model_validate_json(e)) for e in timeline],

@@ -7,11 +7,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from redis.asyncio import Redis
+from redis.exceptions import WatchError
 
 from shared import templates
 from shared.keys import Keys
 from shared.models import Subscription, SubscriptionFields, utcnow
 from shared.secrets import MASK, is_valid_url, mask_url
+from shared.url_hints import hint
 from shared.yamlfile import ConfigError, load_file
 
 
@@ -66,7 +68,9 @@ class SubscriptionSpec(SubscriptionFields):
         for i, url in enumerate(urls):
             if not is_valid_url(url):
                 # Never echo the URL: it may carry a token.
-                raise ValueError(f"urls[{i}] ({mask_url(url)}) is not a URL apprise can send to")
+                raise ValueError(
+                    f"urls[{i}] ({mask_url(url)}) is not a URL apprise can send to: {hint(url)}"
+                )
         return urls
 
     @field_validator("topics", "sources")
@@ -143,6 +147,32 @@ class SubscriptionStore:
             pipe.hset(self.keys.subscriptions, sub.id, sub.model_dump_json())
             pipe.incr(self.keys.subscriptions_version)
             await pipe.execute()
+
+    async def put_unique(self, sub: Subscription) -> Subscription | None:
+        """Save unless another subscription has the same name (ignoring case): then save
+        nothing and return that one. Checked and written under WATCH, so two clients creating
+        one name at once cannot both succeed."""
+        wanted = sub.name.casefold()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(self.keys.subscriptions)
+                    for raw in (await pipe.hgetall(self.keys.subscriptions)).values():
+                        other = Subscription.model_validate_json(raw)
+                        if other.id != sub.id and other.name.casefold() == wanted:
+                            await pipe.reset()
+                            return other
+                    pipe.multi()
+                    pipe.hset(self.keys.subscriptions, sub.id, sub.model_dump_json())
+                    pipe.incr(self.keys.subscriptions_version)
+                    await pipe.execute()
+                    return None
+                except WatchError:
+                    continue
+
+    async def named(self, name: str) -> Subscription | None:
+        wanted = name.casefold()
+        return next((s for s in await self.all() if s.name.casefold() == wanted), None)
 
     async def delete(self, sub_id: str) -> bool:
         async with self.redis.pipeline(transaction=True) as pipe:

@@ -51,7 +51,7 @@ async def test_a_post_without_id_gets_one(api):
         ({"text": "ok", "published_at": "yesterday"}, "body.published_at:"),
         ({"text": "ok", "colour": "red"}, "body.colour: Extra inputs are not permitted"),
         ([{"text": "ok"}, {"text": 5}], "body.1.text: Input should be a valid string"),
-        ("just a string", "body: Input should be a valid dictionary"),
+        ("just a string", 'body: send JSON: {"text": "…"}'),
         ([], "body: empty list"),
     ],
 )

@@ -11,9 +11,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmds = p.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     ls = cmds.add_parser("list", help="list dead letters, newest first")
-    ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     ls.add_argument("--stream", help="only letters from this stream (e.g. deliveries, posts)")
-    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--json", action="store_true", help="print the API's JSON")
     ls.set_defaults(func=run_list)
 
     rp = cmds.add_parser("replay", help="send a delivery again, or republish an entry")

@@ -11,14 +11,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     ls = verbs.add_parser("list", help="newest first")
-    ls.add_argument("--limit", type=int, default=20)
-    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    ls.add_argument("--json", action="store_true", help="print the API's JSON")
     add_api_options(ls)
     ls.set_defaults(func=run_list)
 
     show = verbs.add_parser("show", help="an incident with its posts, timeline and deliveries")
-    show.add_argument("incident_id")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("incident_id", help="the incident's id (as `incidents list` shows it)")
+    show.add_argument("--json", action="store_true", help="print the API's JSON")
     add_api_options(show)
     show.set_defaults(func=run_show)
 
@@ -28,9 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         ("reopen", "reopen a resolved incident"),
     ):
         v = verbs.add_parser(verb, help=help_)
-        v.add_argument("incident_id")
+        v.add_argument("incident_id", help="the incident's id")
         v.add_argument("--actor", default=getpass.getuser(), help="who acts (default: you)")
-        v.add_argument("--note")
+        v.add_argument("--note", help="why, for the timeline and the notifications")
         add_api_options(v)
         v.set_defaults(func=run_action, action=verb)
 

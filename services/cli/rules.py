@@ -50,10 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=run_check)
 
     t = rules.add_parser("test", help="classify a text and show which rules fired")
-    t.add_argument("text")
+    t.add_argument("text", help="the post's text")
     t.add_argument("--rules", type=Path, help="default: $REDALERT_RULES_FILE")
-    t.add_argument("--source", default="cli")
-    t.add_argument("--author")
+    t.add_argument("--source", default="cli", help="the post's source (its trust applies)")
+    t.add_argument("--author", help="the post's author")
     t.add_argument(
         "--hint",
         type=_hint,
@@ -65,7 +65,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=run_test)
 
     e = rules.add_parser("eval", help="precision, recall and F1 against labelled posts")
-    e.add_argument("files", type=Path, nargs="*", metavar="LABELLED.jsonl")
+    e.add_argument(
+        "files",
+        type=Path,
+        nargs="*",
+        metavar="LABELLED.jsonl",
+        help="posts with a `label` each (no_danger, assessing, red_alert)",
+    )
     e.add_argument(
         "--feedback", action="store_true", help="also count operators' corrections (from Redis)"
     )
@@ -79,7 +85,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=run_eval)
 
     b = rules.add_parser("backtest", help="which recent posts new rules would change")
-    b.add_argument("file", type=Path, metavar="NEW_RULES.yaml")
+    b.add_argument(
+        "file", type=Path, metavar="NEW_RULES.yaml", help="the rules file to compare with"
+    )
     b.add_argument("--last", type=int, default=1000, help="posts from `classified` (1000)")
     b.add_argument("--examples", type=int, default=3, help="examples per change (3)")
     b.add_argument("--json", action="store_true", help="print one JSON object")

@@ -11,9 +11,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmds = p.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     add = cmds.add_parser("add", help="silence matching alerts")
-    add.add_argument("--topic")
-    add.add_argument("--source")
-    add.add_argument("--incident", dest="incident_id")
+    add.add_argument("--topic", help="silence incidents about this topic")
+    add.add_argument("--source", help="silence incidents with posts from this source")
+    add.add_argument("--incident", dest="incident_id", help="silence this one incident (its id)")
     add.add_argument("--subscription", help="a subscription's id or name")
     add.add_argument(
         "--match",
@@ -27,18 +27,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     when.add_argument("--duration", help="how long, e.g. 2h")
     when.add_argument("--until", dest="ends_at", help="ISO 8601 time with a zone")
     add.add_argument("--starts", dest="starts_at", help="ISO 8601 time with a zone (default now)")
-    add.add_argument("--author", required=True)
-    add.add_argument("--comment", default="")
+    add.add_argument("--author", required=True, help="who silences (shown with it)")
+    add.add_argument("--comment", default="", help="why")
     add.set_defaults(func=run_add)
 
     ls = cmds.add_parser("list", help="list silences, newest first")
-    ls.add_argument("--state", choices=("active", "pending", "expired"))
-    ls.add_argument("--json", action="store_true")
+    ls.add_argument(
+        "--state", choices=("active", "pending", "expired"), help="only silences in this state"
+    )
+    ls.add_argument("--json", action="store_true", help="print the API's JSON")
     ls.set_defaults(func=run_list)
 
     ex = cmds.add_parser("expire", help="end a silence now (held alerts are told at once)")
-    ex.add_argument("silence")
-    ex.add_argument("--by", default="cli")
+    ex.add_argument("silence", help="the silence's id")
+    ex.add_argument("--by", default="cli", help="who expires it (default cli)")
     ex.set_defaults(func=run_expire)
 
     for parser in (add, ls, ex):

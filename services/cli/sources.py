@@ -15,13 +15,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     add = commands.add_parser("add", help="add a source")
     add.add_argument("name", help="unique name: letters, digits, _ . -")
-    add.add_argument("kind", choices=("rss", "mastodon", "webhook", "statuspage", "cap", "json"))
+    add.add_argument(
+        "kind",
+        choices=("rss", "mastodon", "webhook", "statuspage", "cap", "json"),
+        help="what it is",
+    )
     add.add_argument(
         "source_url",
         nargs="?",
-        metavar="URL",
+        metavar="SOURCE_URL",
         help="rss: the feed; mastodon: the server; statuspage: the page; cap: a CAP message or "
-        "an Atom feed of them",
+        "an Atom feed of them (the source's URL, not the API's --url)",
     )
     add.add_argument("--interval", type=float, help="seconds between polls (default 60)")
     target = add.add_mutually_exclusive_group()
@@ -42,10 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.add_argument("--json", action="store_true", help="print the API's JSON")
 
     rm = commands.add_parser("rm", help="remove a source, its cursor and its status")
-    rm.add_argument("name")
+    rm.add_argument("name", help="the source's name")
 
     poll = commands.add_parser("poll-once", help="poll sources now (all polled ones by default)")
-    poll.add_argument("names", nargs="*", metavar="NAME")
+    poll.add_argument("names", nargs="*", metavar="NAME", help="sources to poll (default: all)")
 
     for parser, run in ((add, run_add), (ls, run_list), (rm, run_rm), (poll, run_poll_once)):
         add_api_options(parser)

@@ -21,12 +21,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.set_defaults(func=run_list)
 
     add = cmds.add_parser("add", help="add a subscription")
-    add.add_argument("name")
+    add.add_argument("name", help="unique name")
     add.add_argument("urls", nargs="*", metavar="URL", help="apprise URLs")
     add.add_argument("--webhook", help="instead of URLs: every matching event POSTed as JSON")
     add.add_argument("--secret", help="the webhook's signing secret (16+ characters)")
     add.add_argument(
-        "--min-severity", choices=("no_danger", "assessing", "red_alert"), default=None
+        "--min-severity",
+        choices=("no_danger", "assessing", "red_alert"),
+        default=None,
+        help="the least severity to be told about (default assessing)",
     )
     add.add_argument("--topic", action="append", dest="topics", help="only these topics")
     add.add_argument("--source", action="append", dest="sources", help="only these sources")
@@ -38,12 +41,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="only incidents whose labels match, e.g. 'team=\"db\"' (repeatable; all must)",
     )
     add.add_argument("--no-resolved", action="store_true", help="not told when it stops firing")
-    add.add_argument("--repeat", help="remind of an unacknowledged red alert every (e.g. 30m)")
+    add.add_argument(
+        "--repeat", help="while a red alert is unacknowledged, remind every DURATION (e.g. 30m)"
+    )
     add.add_argument("--rate-limit", help="at most N messages per window, e.g. 5/10m")
     add.add_argument("--quiet", action="append", help="quiet hours, e.g. 22:00-07:00")
     add.add_argument("--timezone", default=None, help="of the quiet hours (default UTC)")
     add.add_argument("--urgent-bypass", action="store_true", help="red alerts ignore quiet hours")
-    add.add_argument("--format", choices=("text", "markdown", "html"), default=None)
+    add.add_argument(
+        "--format",
+        choices=("text", "markdown", "html"),
+        default=None,
+        help="message format (default text)",
+    )
     add.add_argument("--title-template", help="Jinja2 template for the title")
     add.add_argument("--body-template", help="Jinja2 template for the body")
     add.set_defaults(func=run_add)
@@ -59,7 +69,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     apply = cmds.add_parser(
         "apply", help="make the file-managed subscriptions exactly those in FILE"
     )
-    apply.add_argument("file", type=Path)
+    apply.add_argument(
+        "file", type=Path, help="subscriptions YAML (e.g. config/subscriptions.example.yaml)"
+    )
     apply.set_defaults(func=run_apply)
 
     for parser in (ls, add, rm, test, apply):

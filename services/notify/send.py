@@ -40,6 +40,7 @@ from shared.links import sign_links
 from shared.models import Subscription, utcnow
 from shared.secrets import mask_plugin, mask_url, redact, url_secrets
 from shared.settings import Settings
+from shared.url_hints import hint as url_hint
 
 log = logging.getLogger("redalert.notify")
 
@@ -212,7 +213,7 @@ class Sender:
         """One apprise send: None on success, else the error (masked)."""
         plugin, _shown = self._plugin(url)
         if plugin is None:
-            return "apprise cannot load this URL"
+            return f"apprise cannot load this URL: {url_hint(url)}"
         if _takes_headers(plugin):
             # A copy for this message: the cached plugin is shared by concurrent sends.
             plugin = copy.copy(plugin)
@@ -233,7 +234,8 @@ class Sender:
                 return redact(f"{type(e).__name__}: {e}", url_secrets(url))
         if result:
             return None
-        return redact(_errors(result) or f"apprise status {result.status.name}", url_secrets(url))
+        error = _readable(_errors(result), plugin) or f"apprise status {result.status.name}"
+        return redact(error, url_secrets(url))
 
     async def _post(self, url: str, secret: str, n: Notification) -> str | None:
         """One webhook POST: None on a 2xx answer, else the error (masked)."""
@@ -255,6 +257,18 @@ class Sender:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+
+
+def _readable(error: str, plugin: "apprise.plugins.NotifyBase") -> str:
+    """Some plugins say "notification to None" when they fail to connect: name the target."""
+    host = getattr(plugin, "host", None)
+    port = getattr(plugin, "port", None)
+    where = f"{host}:{port}" if host and port else host
+    if where:
+        error = error.replace(" to None", f" to {where}")
+        if "Connection error" in error:
+            error += f" (nothing answered at {where}: is the target up?)"
+    return error
 
 
 def _errors(result: "apprise.AppriseResult") -> str:

@@ -252,12 +252,23 @@ class Engine:
         if not self._topics:
             return []
         words = _WORD.findall(low)
-        found = set()
+        spans: list[tuple[int, int, str]] = []
         for i, word in enumerate(words):
             for rest, topic in self._topics.get(word, ()):
                 if not rest or tuple(words[i + 1 : i + 1 + len(rest)]) == rest:
-                    found.add(topic)
-        return sorted(found)
+                    spans.append((i, i + 1 + len(rest), topic))
+        # The longer phrase says what a word means: "flight" is aviation, but not inside
+        # "flight director" (space); "ship" is maritime, but not inside "Progress cargo ship".
+        return sorted(
+            {
+                topic
+                for start, end, topic in spans
+                if not any(
+                    s <= start and end <= e and e - s > end - start and t != topic
+                    for s, e, t in spans
+                )
+            }
+        )
 
     def _find(self, text: str, low: str | None = None) -> list[_Found]:
         if self._main_re is None:

@@ -13,6 +13,7 @@ from services.ingest.audit import note
 from services.ingest.context import Context, ctx
 from shared import auth
 from shared.auth import Principal
+from shared.incidents import public
 from shared.models import CommandAction, IncidentCommand
 
 router = APIRouter(tags=["incidents"])
@@ -43,7 +44,7 @@ async def list_incidents(
     c: Context = Depends(ctx),
 ) -> list[dict[str, Any]]:
     """Newest first."""
-    return [i.model_dump(mode="json") for i in await c.incidents.list(limit=limit, offset=offset)]
+    return [public(i) for i in await c.incidents.list(limit=limit, offset=offset)]
 
 
 @router.get("/v1/incidents/{incident_id}", dependencies=[Depends(auth.viewer)])

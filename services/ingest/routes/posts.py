@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
@@ -81,8 +81,12 @@ def parse_posts(body: Any) -> tuple[list[Post], list[dict[str, Any]]]:
     },
 )
 async def submit_posts(
-    body: Annotated[Any, Body(include_in_schema=False)], c: Context = Depends(ctx)
+    request: Request,
+    body: Annotated[Any, Body(include_in_schema=False)],
+    c: Context = Depends(ctx),
 ) -> Any:
+    if not _is_json(request.headers.get("content-type")):
+        return JSONResponse(status_code=415, content={"error": f"body: {SEND_JSON}"})
     posts, refusal = posts_or_refusal(body)
     if refusal is not None:
         return refusal
@@ -90,8 +94,21 @@ async def submit_posts(
     return Accepted(accepted=accepted, duplicates=duplicates)
 
 
+SEND_JSON = 'send JSON: {"text": "…"} (or a list of such objects), as application/json'
+
+
+def _is_json(content_type: str | None) -> bool:
+    # No content type at all is read as JSON (as FastAPI does); anything else must say JSON.
+    if not content_type:
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
 def posts_or_refusal(body: Any) -> tuple[list[Post], JSONResponse | None]:
     """The posts of a request body, or the 413/422 answer it gets."""
+    if not isinstance(body, dict | list):
+        return [], unprocessable([{"loc": ["body"], "msg": SEND_JSON, "type": "json_object"}])
     if isinstance(body, list) and len(body) > MAX_POSTS:
         return [], JSONResponse(
             status_code=413,

@@ -83,9 +83,19 @@ async def create_subscription(
     spec: SubscriptionSpec, request: Request, c: Context = Depends(ctx)
 ) -> dict[str, Any]:
     sub = spec.to_subscription(origin="api")
-    await c.subscriptions.put(sub)
+    await _put_unique(c, sub)
     note(request, target=sub.id, changes=public(sub))
     return public(sub)
+
+
+async def _put_unique(c: Context, sub: Subscription) -> None:
+    clash = await c.subscriptions.put_unique(sub)
+    if clash is not None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"name: a subscription named {clash.name!r} exists (id {clash.id}); "
+            "choose another name, or change that one",
+        )
 
 
 @router.get("/v1/subscriptions", dependencies=[Depends(auth.viewer)])
@@ -145,7 +155,7 @@ async def _save(
     sub = spec.to_subscription(
         id=old.id, origin=old.origin, created_at=old.created_at, updated_at=datetime.now(UTC)
     )
-    await c.subscriptions.put(sub)
+    await _put_unique(c, sub)
     if sub.urls != old.urls or sub.webhook != old.webhook:
         await CircuitStore(c.redis, c.keys).forget(sub.id)  # new targets start closed
     before, after = public(old), public(sub)
