@@ -11,6 +11,7 @@ from typing import Any
 import uvicorn
 from redis.asyncio import Redis
 
+from services import metrics
 from services.ingest.app import create_app
 from shared.consumer import StreamConsumer
 from shared.redis import broker as make_broker
@@ -39,6 +40,10 @@ def listen(host: str, port: int, setting: str) -> socket.socket:
         ) from None
 
 
+def _secret(value: Any) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
 class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -64,14 +69,31 @@ class Runtime:
         self._server: _Server | None = None
 
     async def start(self) -> None:
-        sock = None
-        if "ingest" in self.services:
-            sock = listen(self.settings.http_host, self.settings.http_port, "REDALERT_HTTP_PORT")
+        # Ports first: a busy one fails here, before joining any consumer group.
+        sock = metrics_sock = None
+        host = self.settings.http_host
         try:
+            if "ingest" in self.services:
+                sock = listen(host, self.settings.http_port, "REDALERT_HTTP_PORT")
+            if self.settings.metrics_port is not None:
+                metrics_sock = listen(host, self.settings.metrics_port, "REDALERT_METRICS_PORT")
+                self._tasks.append(
+                    asyncio.create_task(
+                        metrics.serve(
+                            metrics_sock,
+                            self.redis,
+                            self.settings.namespace,
+                            self._stop,
+                            token=_secret(self.settings.metrics_token),
+                        )
+                    )
+                )
             await self._start(sock)
         except BaseException:
             if sock is not None and self._server is None:
                 sock.close()
+            if metrics_sock is not None and not self._tasks:
+                metrics_sock.close()
             raise
 
     async def _start(self, sock: socket.socket | None) -> None:

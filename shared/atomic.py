@@ -6,7 +6,7 @@ the new snapshot, its events, the stream acks — in one Lua call guarded by the
 If another replica got there first, nothing is written and the caller recomputes.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,12 +37,21 @@ class Guarded:
 
     guards: list[tuple[str, str]] = field(default_factory=list)
     commands: list[Sequence[Any]] = field(default_factory=list)
+    # Run once the write is applied (never if a guard failed): metrics count what was written.
+    on_applied: list[Callable[[], None]] = field(default_factory=list)
 
     def expect(self, key: str, value: str | int | None) -> None:
         self.guards.append((key, "" if value is None else str(value)))
 
     def do(self, *command: Any) -> None:
         self.commands.append(command)
+
+    def then(self, callback: Callable[[], None]) -> None:
+        self.on_applied.append(callback)
+
+    def applied(self) -> None:
+        for callback in self.on_applied:
+            callback()
 
     def argv(self) -> list[Any]:
         args: list[Any] = [len(self.guards)]
@@ -60,7 +69,10 @@ class CompareAndApply:
 
     async def __call__(self, write: Guarded) -> bool:
         """True if applied; False if a guard failed (nothing was written)."""
-        return await self._script(keys=[], args=write.argv()) == 0
+        ok = await self._script(keys=[], args=write.argv()) == 0
+        if ok:
+            write.applied()
+        return ok
 
     async def queue(self, pipe: Pipeline, write: Guarded) -> None:
         """Queue on a pipeline; its result is 0 when applied."""

@@ -29,7 +29,7 @@ from faststream.redis.message import RedisBatchStreamMessage
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from shared import keys
+from shared import keys, metrics
 from shared.codec import Fields, printable_fields
 from shared.models import DeadLetter
 from shared.settings import Settings
@@ -222,6 +222,7 @@ class StreamConsumer:
                 )
             if batch.dead:
                 pipe.xack(self.stream, self.group, *(e.id for e, _ in batch.dead))
+                metrics.dead_lettered(self.short_name, len(batch.dead))
             for entry, error in batch.failed:
                 pipe.hset(self._errors_key, entry.id, error)
             if batch.failed:

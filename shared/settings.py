@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     # HTTP (ingest).
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=1, le=65535)
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="When set, GET /metrics on this port (at REDALERT_HTTP_HOST): for classify "
+        "and notify, which have no API; ingest also answers /metrics on its own port.",
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8080",
         description="Base of links put in notifications; unset: this API at its host and port.",

@@ -30,7 +30,7 @@ from redis.asyncio import Redis
 from services.classify import incidents
 from services.classify.correlation import Policy, choose
 from services.classify.lease import Lease, LeaseLost
-from shared import keys
+from shared import keys, metrics
 from shared.atomic import CompareAndApply, Guarded
 from shared.consumer import Batch, Entry
 from shared.models import (
@@ -330,6 +330,7 @@ class IncidentOwner:
     # --- writing -------------------------------------------------------------------------------
 
     def _write_classification(self, w: Guarded, c: Classification) -> None:
+        w.then(lambda: metrics.classified(c))
         k, post, ttl = self.k, c.post, self.settings.dedup_ttl_s
         w.do("SET", k.applied(post.key), c.incident_id or "-", "EX", ttl)
         w.do(
@@ -360,6 +361,7 @@ class IncidentOwner:
     def _write_incident(
         self, w: Guarded, before: Incident | None, after: Incident, events: list[IncidentEvent]
     ) -> None:
+        w.then(lambda: metrics.incident_events(events))
         k = self.k
         w.do("SET", k.incident(after.id), after.model_dump_json())
         if before is None:

@@ -14,8 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", help="only changes to this object (id or name)")
     p.add_argument("--since", help="ISO 8601 time")
     p.add_argument("--until", help="ISO 8601 time")
-    p.add_argument("--limit", type=int, default=50)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    p.add_argument("--json", action="store_true", help="print the API's JSON")
     p.set_defaults(func=run)
     add_api_options(p)
 

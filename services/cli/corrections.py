@@ -19,8 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     lab = sub.add_parser(
         "label", help="correct a post's severity (red_alert, assessing, no_danger)"
     )
-    lab.add_argument("source")
-    lab.add_argument("id")
+    lab.add_argument("source", help="the post's source")
+    lab.add_argument("id", help="the post's id (with its source, as posted)")
     lab.add_argument("severity", help="red_alert, assessing or no_danger")
     lab.add_argument("--why", default="", help="why (kept with the correction)")
     lab.add_argument("--incident", help="the incident the post is in (helps find it)")

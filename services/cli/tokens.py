@@ -23,11 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add.set_defaults(func=run_add)
 
     ls = cmds.add_parser("list", help="list tokens (names and roles, never the values)")
-    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--json", action="store_true", help="print the API's JSON")
     ls.set_defaults(func=run_list)
 
     rm = cmds.add_parser("revoke", help="revoke a token: it stops working at once")
-    rm.add_argument("name")
+    rm.add_argument("name", help="the token's name")
     rm.set_defaults(func=run_revoke)
 
     for parser in (add, ls, rm):

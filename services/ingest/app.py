@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from services.ingest import console, docs, errors
 from services.ingest.audit import AuditMiddleware
 from services.ingest.context import Context
+from services.ingest.http_metrics import HttpMetrics
 from services.ingest.routes import (
     audit,
     corrections,
@@ -77,6 +78,7 @@ def create_app(
     errors.install(app)
     app.add_middleware(AuditMiddleware)
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HttpMetrics)  # outermost: counts every answer, 413s included
     routers = (posts, sources, subscriptions, silences, incidents, links, webhooks, rules)
     routers += (oncall, escalation, routing, corrections, deadletter, health, metrics)
     routers += (tokens, audit, grafana, json_webhook)

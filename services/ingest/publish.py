@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
-from shared import keys
+from shared import keys, metrics
 from shared.codec import encode
 from shared.models import IncidentCommand, Post
 from shared.settings import Settings
@@ -42,6 +42,7 @@ class Publisher:
         flags = await self._publish_once(keys=[], args=args)
         accepted = [p.id for p, f in zip(posts, flags, strict=True) if f]
         duplicates = [p.id for p, f in zip(posts, flags, strict=True) if not f]
+        metrics.posts_received(len(accepted), len(duplicates))
         return accepted, duplicates
 
     async def command(self, cmd: IncidentCommand) -> str:

@@ -17,7 +17,7 @@ from redis.asyncio.client import Pipeline
 
 from services.notify.render import Notification
 from services.notify.send import UrlResult
-from shared import keys
+from shared import keys, metrics
 from shared.models import DeadLetter, Delivery, DeliveryOutcome, Subscription
 
 
@@ -99,6 +99,9 @@ def queue(
     if deadletter and not r.ok:
         letter = dead_letter(sub, n, r, raw_url)
         pipe.xadd(k.stream(keys.DEADLETTER), {"data": letter.model_dump_json()})
+        metrics.dead_lettered(keys.DELIVERIES)
+    if written:
+        metrics.delivered(r.url, written[-1].outcome.value, n.received_at)
     return written
 
 

@@ -34,6 +34,7 @@ class Notification(BaseModel):
     format: str = "text"  # text, markdown, html; json for webhooks
     at: datetime = Field(default_factory=utcnow)
     related: list[str] = Field(default_factory=list)  # a digest's incidents
+    received_at: datetime | None = None  # when ingest received the post behind it (metrics)
 
 
 DEFAULT_TITLE = "[{{ tag }}] {% if kind == 'repeat' %}(reminder) {% endif %}{{ incident.title }}"
@@ -174,6 +175,7 @@ def render(
         body=body,
         notify_type=notify_type,
         format=sub.format,
+        received_at=event.post.received_at if event.post is not None else None,
     )
 
 

@@ -31,6 +31,7 @@ from services.classify.model import Combined, ModelArtifact, ModelError
 from services.classify.model.loader import load_model, stat_key
 from services.classify.rules import ConfigError, Engine, compile_rules, read_rules_file
 from services.classify.rules.store import RulesStore, digest
+from shared import metrics
 from shared.keys import Keys
 from shared.settings import Settings
 
@@ -130,6 +131,7 @@ class LiveRules:
         try:
             text = read_rules_file(path)
         except ConfigError as e:
+            metrics.rules_reloaded(ok=False)
             log.error("%s; keeping rules %s", e, self.engine.version)
             return
         sha = digest(text)
@@ -139,6 +141,7 @@ class LiveRules:
         try:
             engine = await self._compile(text, str(path))
         except ConfigError as e:
+            metrics.rules_reloaded(ok=False)
             log.error("rules file not applied, keeping rules %s:\n%s", self.engine.version, e)
             return
         doc = await self.store.publish_file(text, engine, file_source(path))
@@ -158,6 +161,7 @@ class LiveRules:
         try:
             engine = await self._compile(doc.yaml, f"revision {doc.revision}")
         except ConfigError as e:
+            metrics.rules_reloaded(ok=False)
             self._skipped_revision = doc.revision
             log.error(
                 "rules revision %d not applied, keeping %s:\n%s",
@@ -167,6 +171,7 @@ class LiveRules:
             )
             return
         self.engine, self.revision = engine, doc.revision
+        metrics.rules_reloaded(ok=True)
         log.info(
             "rules %s (revision %d, from %s) now in use", doc.version, doc.revision, doc.source
         )

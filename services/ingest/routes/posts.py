@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 
 from services.ingest.context import Context, ctx
 from services.ingest.errors import field_errors, unprocessable
-from shared import auth
+from shared import auth, metrics
 from shared.labels import Labels
 from shared.models import Post
 
@@ -86,6 +86,7 @@ async def submit_posts(
     c: Context = Depends(ctx),
 ) -> Any:
     if not _is_json(request.headers.get("content-type")):
+        metrics.posts_refused()
         return JSONResponse(status_code=415, content={"error": f"body: {SEND_JSON}"})
     posts, refusal = posts_or_refusal(body)
     if refusal is not None:
@@ -107,6 +108,13 @@ def _is_json(content_type: str | None) -> bool:
 
 def posts_or_refusal(body: Any) -> tuple[list[Post], JSONResponse | None]:
     """The posts of a request body, or the 413/422 answer it gets."""
+    posts, refusal = _posts_or_refusal(body)
+    if refusal is not None:
+        metrics.posts_refused()
+    return posts, refusal
+
+
+def _posts_or_refusal(body: Any) -> tuple[list[Post], JSONResponse | None]:
     if not isinstance(body, dict | list):
         return [], unprocessable([{"loc": ["body"], "msg": SEND_JSON, "type": "json_object"}])
     if isinstance(body, list) and len(body) > MAX_POSTS:
