@@ -119,6 +119,9 @@ class ClassifyService:
                 keeper.cancel()
                 with contextlib.suppress(Exception):
                     await self.lease.release()
+                for s in self.streams:  # leave the groups, unless entries are still pending
+                    with contextlib.suppress(Exception):
+                        await s.leave()
 
     async def _serve(self, stop: asyncio.Event, lost: asyncio.Event) -> None:
         self.owner.take_over()  # another owner may have written since this one last owned
@@ -156,6 +159,7 @@ class ClassifyService:
                 next_trim = now + self.settings.trim_interval_s
                 for s in self.streams:
                     await trim_acknowledged(self.redis, s.stream)
+                    await s.forget_dead_consumers()  # of owners that died, once claimed
 
     async def _claim(self, s: StreamConsumer, *, min_idle_ms: int) -> None:
         """Take over pending entries idle at least this long and process them, oldest first."""
