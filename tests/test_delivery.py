@@ -229,8 +229,9 @@ async def test_a_url_that_keeps_failing_opens_its_circuit(
     assert circuit["state"] == "open"
     assert circuit["failures"] == 2
     assert "500" in circuit["last_error"]
-    assert f'redalert_circuit_open{{subscription="{sub["id"]}",index="0"' in metrics
-    assert 'state="open"} 1' in metrics
+    # (prometheus_client writes labels in name order)
+    assert f'redalert_circuit_open{{index="0",state="open",subscription="{sub["id"]}"' in metrics
+    assert f'subscription="{sub["id"]}",url="{circuit["url"]}"}} 1' in metrics
     assert 'redalert_notify_total{outcome="skipped_circuit_open"} 1' in metrics
 
 
