@@ -156,6 +156,7 @@ class EscalationState(BaseModel):
     next: int = 0  # the next step to page, counted across cycles
     status: Literal["running", "stopped", "done"] = "running"
     reason: str | None = None  # why it stopped or finished
+    held_by: str | None = None  # the silence holding the next step back, if any
     pages: list[PageRecord] = Field(default_factory=list)
 
 

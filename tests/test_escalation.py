@@ -101,6 +101,17 @@ async def test_step_two_is_paged_after_its_delay_when_nobody_acknowledges(api, m
         ("page", "db-oncall step 1: paged alice"),
         ("page", "db-oncall step 2: paged bob"),
     ]
+    assert {t["severity"] for t in detail["timeline"]} == {"red_alert"}
+    env = {**os.environ, "REDALERT_API_URL": f"http://127.0.0.1:{api.settings.http_port}"}
+    shown = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "services.cli", "incidents", "show", incident["id"]],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "page               red_alert  db-oncall step 2: paged bob" in shown.stdout
 
 
 async def test_an_ack_through_the_page_link_stops_the_policy_and_names_the_person(api, make_sink):
@@ -230,3 +241,30 @@ async def test_a_page_link_needs_no_token_once_tokens_exist(
             await eventually(acked)
             audit = (await http.get("/v1/audit")).json()
             assert any(e.get("actor") == "alice" for e in audit), audit
+
+
+async def test_a_silence_holds_the_pages_until_it_ends(api, make_sink):
+    alice, bob = await _setup(api, make_sink)
+    r = await api.post(
+        "/v1/silences",
+        json={"matchers": ['service=~"api|web"'], "duration": "3s", "author": "jane"},
+    )
+    assert r.status_code == 201, r.text
+    silence_id = r.json()["id"]
+    await api.post("/v1/webhooks/alertmanager", json=alert(service="api"))
+    incident = await _incident(api)
+
+    async def held() -> bool:
+        detail = (await api.get(f"/v1/incidents/{incident['id']}")).json()
+        return "escalation_held" in [t["kind"] for t in detail["timeline"]]
+
+    await eventually(held)
+    assert alice.messages() == []  # silenced: nobody is paged
+    await eventually(lambda: len(alice.messages()) == 1, timeout=15)  # paged once it ends
+    detail = (await api.get(f"/v1/incidents/{incident['id']}")).json()
+    reasons = [t["reason"] for t in detail["timeline"]]
+    assert any(
+        r.startswith(f"policy db-oncall held by silence {silence_id} until ") for r in reasons
+    )
+    assert "db-oncall step 1: paged alice" in reasons
+    assert bob.messages() == []  # step 2 keeps its 3 s after the (moved) start

@@ -171,3 +171,16 @@ async def test_routes_test_explains_and_notify_obeys(api, make_sink):
     assert alice.messages()[0]["title"] == "[PAGE] [RED ALERT] Primary database down"
     assert [m["title"] for m in ops.messages()] == ["[RED ALERT] Checkout slow"]
     assert db_chat.messages() == []
+
+
+def test_the_cli_declares_priority_and_continue():
+    from services.cli.main import parser
+    from services.cli.subscriptions import spec_from_args
+
+    args = parser().parse_args(
+        ["subscriptions", "add", "db chat", "json://127.0.0.1/", "--match", 'team="db"',
+         "--priority", "5", "--stop"]
+    )  # fmt: skip
+    spec = spec_from_args(args)
+    assert (spec["matchers"], spec["priority"], spec["continue"]) == (['team="db"'], 5, False)
+    assert SubscriptionSpec.model_validate(spec).continue_ is False

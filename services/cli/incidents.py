@@ -63,7 +63,8 @@ def run_show(args: argparse.Namespace) -> int:
         print(f"  warning: {warning}")
     print("timeline:")
     for t in detail["timeline"]:
-        print(f"  {t['at'][:19]}  {t['kind']:<13} {t['severity']:<10} {t['reason']}")
+        # Escalation lines (pages, stops) sit in the timeline beside the transitions.
+        print(f"  {t['at'][:19]}  {t['kind']:<18} {t.get('severity') or '':<10} {t['reason']}")
     print("posts:")
     for p in detail["posts"]:
         print(f"  {p['severity']:<10} {p.get('author') or p['source']}: {p['text'][:80]}")

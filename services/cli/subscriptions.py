@@ -40,6 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="MATCHER",
         help="only incidents whose labels match, e.g. 'team=\"db\"' (repeatable; all must)",
     )
+    add.add_argument("--priority", type=int, help="routing order, higher first (default 0)")
+    add.add_argument(
+        "--stop", action="store_true", help="continue: false — routes after this one are skipped"
+    )
     add.add_argument("--no-resolved", action="store_true", help="not told when it stops firing")
     add.add_argument(
         "--repeat", help="while a red alert is unacknowledged, remind every DURATION (e.g. 30m)"
@@ -98,6 +102,10 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
     spec.update({k: v for k, v in optional.items() if v})
     if args.no_resolved:
         spec["send_resolved"] = False
+    if args.priority is not None:
+        spec["priority"] = args.priority
+    if args.stop:
+        spec["continue"] = False
     if args.rate_limit:
         count, _, window = args.rate_limit.partition("/")
         if not count.strip().isdigit() or not window:

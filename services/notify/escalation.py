@@ -18,7 +18,8 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -49,11 +50,13 @@ from shared.people import PeopleStore, Person
 from shared.routing import decide, routes
 from shared.schedules import ScheduleStore, on_call
 from shared.settings import Settings
+from shared.silences import Silence, SilenceStore, silencing
 from shared.subscriptions import SubscriptionStore
 
 log = logging.getLogger("redalert.escalation")
 
 STATE_TTL_S = 30 * 86_400
+HELD_RECHECK_S = 30  # a step held by a silence is looked at again at least this often
 DUE_BATCH = 100
 STARTS = (EventKind.OPENED, EventKind.REOPENED, EventKind.ESCALATED, EventKind.DE_ESCALATED)
 STOPS = (EventKind.ACKNOWLEDGED, EventKind.RESOLVED)
@@ -70,6 +73,7 @@ class EscalationService:
         self.people = PeopleStore(redis, self.k)
         self.schedules = ScheduleStore(redis, self.k)
         self.subscriptions = SubscriptionStore(redis, self.k)
+        self.silences = SilenceStore(redis, self.k)
         self.sender = sender or Sender(settings)
         self.cas = CompareAndApply(redis)
         self.due = DueSet(redis, self.k, self.k.escalation_due)
@@ -132,7 +136,7 @@ class EscalationService:
         write.expect(key, raw.decode() if raw else None)
         write.do("SET", key, state.model_dump_json(), "EX", STATE_TTL_S)
         write.do("ZADD", self.k.escalation_due, score(first), _member(policy.name, incident.id))
-        self._log(write, state, at, "escalation_started", f"policy {policy.name} started")
+        self._log(write, state, incident, at, "escalation_started", f"policy {policy.name} started")
         if await self.cas(write):
             log.info("incident %s: escalation policy %s started", incident.id, policy.name)
 
@@ -141,9 +145,11 @@ class EscalationService:
         who = event.command.actor if event.command else None
         why = f"{event.kind.value} by {who}" if who else event.kind.value
         for policy in policies:
-            await self.stop(policy.name, incident.id, why, event.at)
+            await self.stop(policy.name, incident.id, why, event.at, incident)
 
-    async def stop(self, policy: str, incident_id: str, why: str, at: datetime) -> None:
+    async def stop(
+        self, policy: str, incident_id: str, why: str, at: datetime, incident: Incident | None
+    ) -> None:
         key = self.k.escalation(incident_id, policy)
         for _ in range(5):
             raw = await self.redis.get(key)
@@ -157,7 +163,8 @@ class EscalationService:
             write.expect(key, raw.decode())
             write.do("SET", key, stopped.model_dump_json(), "EX", STATE_TTL_S)
             write.do("ZREM", self.k.escalation_due, _member(policy, incident_id))
-            self._log(write, stopped, at, "escalation_stopped", f"policy {policy} stopped: {why}")
+            reason = f"policy {policy} stopped: {why}"
+            self._log(write, stopped, incident, at, "escalation_stopped", reason)
             if await self.cas(write):
                 return
 
@@ -181,10 +188,13 @@ class EscalationService:
         items, _lease = await self.due.claim(utcnow(), self.lease_s, DUE_BATCH)
         if items:
             policies = {p.name: p for p in await self.policies.all()}
-            await asyncio.gather(*(self._step(i, policies.get(i.subscription_id)) for i in items))
+            silences = await self.silences.all()
+            await asyncio.gather(
+                *(self._step(i, policies.get(i.subscription_id), silences) for i in items)
+            )
         return len(items)
 
-    async def _step(self, item: DueItem, policy: Policy | None) -> None:
+    async def _step(self, item: DueItem, policy: Policy | None, silences: list[Silence]) -> None:
         incident_id = item.ref
         key = self.k.escalation(incident_id, item.subscription_id)
         raw, snapshot = await self.redis.mget(key, self.k.incident(incident_id))
@@ -200,11 +210,17 @@ class EscalationService:
                 if policy is None
                 else f"the incident is {incident.status.value if incident else 'gone'}"
             )
-            await self.stop(state.policy, incident_id, why, now)
+            await self.stop(state.policy, incident_id, why, now, incident)
+            return
+        held = silencing(silences, incident, _as_route(policy), now)
+        if held is not None:
+            await self._hold(item, raw, state, incident, held, now)
             return
         cycle, index = step_of(policy, state.next)
         records = await self._page(policy, incident, cycle, index)
-        after = state.model_copy(update={"next": state.next + 1, "pages": [*state.pages, *records]})
+        after = state.model_copy(
+            update={"next": state.next + 1, "pages": [*state.pages, *records], "held_by": None}
+        )
         nxt = due_at(policy, after)
         if nxt is None:
             after = after.model_copy(update={"status": "done", "reason": "every step was paged"})
@@ -216,6 +232,7 @@ class EscalationService:
         else:
             write.do("ZREM", self.k.escalation_due, item.member)
         step_no = f"step {index + 1}" + (f" (repeat {cycle})" if cycle else "")
+        pages = Guarded()  # the timeline's lines: written with the state, or alone (below)
         for r in records:
             what = r.person or r.target
             reason = (
@@ -227,12 +244,42 @@ class EscalationService:
                 )
             )
             self._log(
-                write, after, now, "page", reason,
+                pages, after, incident, now, "page", reason,
                 step=index + 1, cycle=cycle, target=r.target, person=r.person, outcome=r.outcome,
             )  # fmt: skip
+        write.commands += pages.commands
         if not await self.cas(write):
-            # Stopped meanwhile (an ack raced the page): the page went out, the stop stands.
+            # Stopped meanwhile (an ack raced the page): the stop stands, and the timeline still
+            # says who was paged.
             log.info("incident %s: %s changed while paging %s", incident_id, key, step_no)
+            await self.cas(pages)
+
+    async def _hold(
+        self,
+        item: DueItem,
+        raw: bytes,
+        state: EscalationState,
+        incident: Incident,
+        silence: Silence,
+        now: datetime,
+    ) -> None:
+        """A silence matches: the step waits (looked at again at least every HELD_RECHECK_S, so
+        a silence expired early releases it soon); the timeline says so once per silence."""
+        again = min(silence.ends_at, now + timedelta(seconds=HELD_RECHECK_S))
+        key = self.k.escalation(incident.id, state.policy)
+        # The wait moves the whole run: after the silence, the steps keep their spacing.
+        held = state.model_copy(
+            update={"held_by": silence.id, "started_at": state.started_at + (again - now)}
+        )
+        write = Guarded()
+        write.expect(key, raw.decode())
+        write.do("SET", key, held.model_dump_json(), "EX", STATE_TTL_S)
+        write.do("ZADD", self.k.escalation_due, score(again), item.member)
+        if state.held_by != silence.id:
+            until = silence.ends_at.isoformat(timespec="seconds")
+            why = f"policy {state.policy} held by silence {silence.id} until {until}"
+            self._log(write, held, incident, now, "escalation_held", why)
+        await self.cas(write)
 
     async def _page(
         self, policy: Policy, incident: Incident, cycle: int, index: int
@@ -301,12 +348,26 @@ class EscalationService:
         return record
 
     def _log(
-        self, write: Guarded, state: EscalationState, at: datetime, kind: str, reason: str, **extra
+        self,
+        write: Guarded,
+        state: EscalationState,
+        incident: Incident | None,
+        at: datetime,
+        kind: str,
+        reason: str,
+        **extra: Any,
     ) -> None:
         entry = log_entry(kind, state, at, reason, **extra)
+        if incident is not None:  # as transitions show it: the incident's state at that moment
+            entry |= {"severity": incident.severity.value, "status": incident.status.value}
         key = self.k.escalation_log(state.incident_id)
         write.do("RPUSH", key, json.dumps(entry))
         write.do("EXPIRE", key, STATE_TTL_S)
+
+
+def _as_route(policy: Policy) -> Subscription:
+    """A policy as silences see a subscription: `subscription` matchers name the policy."""
+    return Subscription(id=f"policy:{policy.name}", name=policy.name)
 
 
 def _member(policy: str, incident_id: str) -> str:
