@@ -17,6 +17,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated
 
+import re2
 from pydantic import AfterValidator, BeforeValidator, Field
 
 MAX_TEXT = 1_024  # one matcher, as written
@@ -40,7 +41,7 @@ class Matcher:
     name: str
     type: MatchType
     value: str
-    _regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    _regex: "re2._Regexp | None" = field(default=None, compare=False, repr=False)
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         actual = labels.get(self.name, "")
@@ -91,9 +92,14 @@ def _compiled(items: tuple[str, ...]) -> MatcherSet:
     return MatcherSet(tuple(parse(i) for i in items))
 
 
+_RE2 = re2.Options()
+_RE2.log_errors = False
+
+
 @lru_cache(maxsize=4_096)
-def _compile(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+def _compile(pattern: str) -> "re2._Regexp":
+    # RE2, as in Alertmanager: linear time, so an operator's regex cannot stall matching.
+    return re2.compile(pattern, options=_RE2)
 
 
 def parse(text: str) -> Matcher:
@@ -176,8 +182,9 @@ def _parse_body(text: str) -> tuple[Matcher, str]:
     if mtype in (MatchType.REGEX, MatchType.NOT_REGEX):
         try:
             regex = _compile(value)
-        except re.error as e:
-            raise _Syntax(f"bad regex {value!r}: {e}") from None
+        except re2.error as e:
+            reason = str(e).removeprefix("b'").removesuffix("'")
+            raise _Syntax(f"bad regex {value!r}: {reason}") from None
     return Matcher(name, mtype, value, regex), rest
 
 

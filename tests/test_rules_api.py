@@ -156,3 +156,25 @@ async def test_the_file_is_published_once_per_edit_and_never_over_newer_api_rule
     results = await asyncio.gather(*(store.publish_file(again, engine, "file x") for _ in range(4)))
     assert sum(r is not None for r in results) == 1
     assert await store.revision() == 3
+
+
+async def test_trying_the_rules_in_use_does_not_compile_them_per_call(
+    settings, run_services, monkeypatch
+):
+    from services.ingest.routes import rules as route
+
+    compiled: list[str] = []
+
+    def counting(text: str, name: str = "<rules>"):
+        compiled.append(name)
+        return compile_rules(text, name)
+
+    monkeypatch.setattr(route, "compile_rules", counting)
+    route._compiled.cache_clear()
+    async with run_services(settings, "ingest"), client(settings) as api:
+        assert (await api.put("/v1/rules", content=KETTLE)).status_code == 200
+        compiled.clear()
+        for _ in range(3):
+            r = await api.post("/v1/rules/test", json={"text": "the kettle"})
+            assert r.json()["severity"] == "red_alert"
+    assert compiled == ["revision 1"]  # once, then from the cache

@@ -1,10 +1,12 @@
 """The severity engine: a rules file compiled once into one pattern, applied NegEx/ConText-style.
 
-1. One combined regular expression finds every cue, modifier and ignored phrase in a post
-   (literal phrases as a trie, so the expression stays fast however many phrases there are).
-   Matches do not overlap: at one position regexes are tried first, then the longest phrase,
-   so "no danger" is an all-clear and not a negation followed by a cue, and an ignored phrase
-   ("fire drill") hides the cue inside it. Topic words are looked up word by word, apart, so
+1. Every cue, modifier and ignored phrase in a post is found in one left-to-right scan: literal
+   phrases by one expression (a trie, so it stays fast however many phrases there are), rule
+   regexes by RE2, a linear-time engine (linear.py: an operator's regex cannot stall the
+   process). Matches do not overlap: at one position regexes are tried first, then the longest
+   phrase, so "no danger" is an all-clear and not a negation followed by a cue, and an ignored
+   phrase ("fire drill") hides the cue inside it. One RE2 set tells which rules' regexes can
+   match a post at all; most posts need none. Topic words are looked up word by word, apart, so
    they never hide a cue.
 2. Modifiers act on what is in their scope, in a fixed order: uncertainty disarms negations
    ("can't tell if it's the controlled burn"); negation cancels cues, all-clears and hedges;
@@ -23,13 +25,15 @@ Pure and synchronous: no I/O, no clock except for the timestamp on the result.
 import hashlib
 import json
 import re
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from services.classify.rules.guard import guard
+import re2
+
 from services.classify.rules.hints import tables as hint_tables
 from services.classify.rules.hints import with_hint
+from services.classify.rules.linear import OPTIONS, Encoded, RuleRegex, compile_rule
 from services.classify.rules.schema import Direction, ModifierKind, RulesFile, Scope
 from shared.models import Classification, Hit, Post, utcnow
 from shared.severity import Severity
@@ -115,13 +119,17 @@ def rules_version(rules: RulesFile) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
+_STARTS = re.compile(_START)
+
+
 class _Pattern:
-    """Phrases (as one trie) and regexes (each a named group) joined into one expression."""
+    """Phrases (as one trie, Python's `re`) and regexes (RE2, each rule's apart)."""
 
     def __init__(self) -> None:
         self.literal: dict[str, list[_Rule]] = {}
-        self.regex: dict[str, _Rule] = {}
-        self._alternatives: list[str] = []
+        # In the order they are tried at one position: a rule's regexes, as compiled parts.
+        self.regex: list[tuple[_Rule, RuleRegex]] = []
+        self._cores: list[str] = []  # each part's regex without look-arounds: for the set
 
     def add(self, rule: _Rule, phrases: Iterable[str], regexes: Iterable[str] = ()) -> None:
         for p in phrases:
@@ -132,36 +140,35 @@ class _Pattern:
                 rules.clear()
             if rule not in rules:
                 rules.append(rule)
-        # A rule's regexes share one group: they are neighbours in the alternation, so the
-        # first that matches still wins, and a position costs one group per rule, not per regex;
-        # a guard skips the group at once where no match can start.
         if regexes := list(regexes):
-            name = f"x{len(self.regex)}"
-            self.regex[name] = rule
-            joined = "|".join(f"(?:{p})" for p in regexes)
-            self._alternatives.append(f"{guard(joined)}(?P<{name}>{joined})")
+            for part in compile_rule(regexes):
+                self.regex.append((rule, part))
+                self._cores.append(part.core.pattern)
 
     def compile(self) -> re.Pattern[str] | None:
-        """The pattern for a post's text in lower case (see `lower`).
+        """The phrases' pattern for a post's text in lower case (see `lower`).
 
-        At one position the first alternative that matches wins: regexes (more specific, in
-        file order, ignored ones first) before the trie, whose longest phrase wins. Phrases end
-        at the end of a word. The trie, in lower case like the text, is matched case-sensitively:
-        the regular expression engine then skips a branch on its first letter without entering
-        it, which makes the trie twice as fast; regexes keep their case-insensitive meaning.
+        Phrases end at the end of a word; the longest wins. The trie, in lower case like the
+        text, is matched case-sensitively: the regular expression engine then skips a branch on
+        its first letter without entering it, which makes the trie twice as fast.
         """
-        literal = [f"(?P<lit>{_trie(self.literal)})(?!\\w)"] if self.literal else []
-        alternatives = [f"(?i:{a})" for a in self._alternatives] + literal
-        if not alternatives:
+        if not self.literal:
             return None
-        return re.compile(f"{_START}(?:{'|'.join(alternatives)})")
+        return re.compile(f"{_START}(?P<lit>{_trie(self.literal)})(?!\\w)")
+
+    def regex_set(self) -> "re2.Set | None":
+        """Which parts' regexes (without their look-arounds) match somewhere in a text."""
+        if not self._cores:
+            return None
+        found = re2.Set.SearchSet(OPTIONS)
+        for core in self._cores:
+            found.Add(core)  # already translated (linear.translate)
+        found.Compile()
+        return found
 
     def rules_of(self, m: re.Match[str]) -> list[_Rule]:
-        group = m.lastgroup
-        if group == "lit":
-            text = m.group()  # most phrases are written with single spaces
-            return self.literal.get(text) or self.literal.get(normalise(text), [])
-        return [self.regex[group]] if group else []
+        text = m.group()  # most phrases are written with single spaces
+        return self.literal.get(text) or self.literal.get(normalise(text), [])
 
 
 class Engine:
@@ -177,7 +184,7 @@ class Engine:
                 mod.id, mod.kind.value, mod.weight, scope=mod.scope, needs_subject=mod.needs_subject
             )
             main.add(rule, mod.phrases, mod.regex)
-        self._main, self._main_re = main, main.compile()
+        self._main, self._main_re, self._regex_set = main, main.compile(), main.regex_set()
         # Topic phrases by their first word: one dictionary lookup per word of a post.
         self._topics: dict[str, list[tuple[tuple[str, ...], str]]] = {}
         for topic, phrases in rules.topics.items():
@@ -271,16 +278,63 @@ class Engine:
         )
 
     def _find(self, text: str, low: str | None = None) -> list[_Found]:
-        if self._main_re is None:
+        low = lower(text) if low is None else low
+        encoded = Encoded(low) if self._regex_set is not None else None
+        active = self._regex_set.Match(encoded.data) if encoded is not None else None
+        if active:
+            assert encoded is not None
+            found = self._scan(encoded, sorted(active))
+        elif self._main_re is not None:  # no regex can match: the phrases alone, in C
+            found = [
+                _Found(r, m.start(), m.end(), IGNORED if r.kind == IGNORE else COUNTED)
+                for m in self._main_re.finditer(low)
+                for r in self._main.rules_of(m)
+            ]
+        else:
             return []
-        found = [
-            _Found(r, m.start(), m.end(), IGNORED if r.kind == IGNORE else COUNTED)
-            for m in self._main_re.finditer(lower(text) if low is None else low)
-            for r in self._main.rules_of(m)
-        ]
         if any(f.rule.scope is not None for f in found):
             _locate(found, text)  # only modifiers need to know where words and clauses are
         return found
+
+    def _scan(self, encoded: Encoded, active: list[int]) -> list[_Found]:
+        """Phrases and the regexes that may match, merged as one alternation would: leftmost
+        first; at one position a regex (in rule order) before a phrase; no overlaps."""
+        low = encoded.text
+        starts = {m.start() for m in _STARTS.finditer(low)}
+        parts = self._main.regex
+        phrases = self._main_re
+
+        def next_regex(k: int, pos: int) -> tuple[int, int, int] | None:
+            part = parts[k][1]
+            while (at := part.search(encoded, pos)) is not None:
+                if at in starts and (end := part.match_at(encoded, at)) is not None:
+                    return at, k, end
+                pos = at + 1
+            return None
+
+        pending = {k: next_regex(k, 0) for k in active}
+        phrase = phrases.search(low) if phrases is not None else None
+        found: list[_Found] = []
+        pos = 0
+        while True:
+            for k, c in pending.items():
+                if c is not None and c[0] < pos:
+                    pending[k] = next_regex(k, pos)
+            if phrase is not None and phrase.start() < pos:
+                phrase = phrases.search(low, pos) if phrases is not None else None
+            best = min((c for c in pending.values() if c is not None), default=None)
+            if best is not None and (phrase is None or best[0] <= phrase.start()):
+                at, k, end = best
+                rule = parts[k][0]
+                found.append(_Found(rule, at, end, IGNORED if rule.kind == IGNORE else COUNTED))
+                pos = end
+            elif phrase is not None:
+                for r in self._main.rules_of(phrase):
+                    state = IGNORED if r.kind == IGNORE else COUNTED
+                    found.append(_Found(r, phrase.start(), phrase.end(), state))
+                pos = phrase.end()
+            else:
+                return found
 
 
 def lower(text: str) -> str:
@@ -351,11 +405,31 @@ _ACTS_ON: tuple[_Row, ...] = (
 
 
 def _apply_modifiers(found: list[_Found]) -> None:
+    # Hits are in text order, so a modifier's scope is a slice of them: found by bisection, a
+    # post with a thousand hits costs a thousand small slices, not a million scope checks.
+    candidates = [f for f in found if f.rule.scope is not None]  # modifiers, in text order
+    if not candidates:
+        return
+    firsts = [f.first for f in found]
+    lasts = [f.last for f in found]
+    clauses = [f.clause for f in found]
+    sentences = [f.sentence for f in found]
     for kinds, targets, effect, red_only, overrides in _ACTS_ON:
-        modifiers = [f for f in found if f.rule.kind in kinds and f.effect == COUNTED]
+        modifiers = [f for f in candidates if f.rule.kind in kinds and f.effect == COUNTED]
         for mod in modifiers:
-            assert mod.rule.scope is not None
-            for f in found:
+            scope = mod.rule.scope
+            assert scope is not None
+            lo, hi = 0, len(found)
+            if scope.words is not None:
+                lo = max(lo, bisect_left(lasts, mod.first - scope.words - 1))
+                hi = min(hi, bisect_right(firsts, mod.last + scope.words + 1))
+            if scope.until == "clause":
+                lo = max(lo, bisect_left(clauses, mod.clause))
+                hi = min(hi, bisect_right(clauses, mod.clause))
+            elif scope.until == "sentence":
+                lo = max(lo, bisect_left(sentences, mod.sentence))
+                hi = min(hi, bisect_right(sentences, mod.sentence))
+            for f in found[lo:hi]:
                 if f.effect not in overrides or f.rule.kind not in targets:
                     continue
                 if red_only and f.rule.severity is not Severity.RED_ALERT:

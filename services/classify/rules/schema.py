@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from services.classify.rules import linear
 from shared.severity import Severity
 
 RuleId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$", max_length=100)]
@@ -45,6 +46,8 @@ def _check_regex(pattern: str) -> str:
         raise ValueError(f"regex {pattern!r}: backreferences (\\1) are not allowed")
     if compiled.match(""):
         raise ValueError(f"regex {pattern!r} matches the empty string")
+    if problem := linear.check(pattern):
+        raise ValueError(f"regex {pattern!r}: {problem}")
     return pattern
 
 
