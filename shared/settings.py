@@ -212,6 +212,12 @@ class Settings(BaseSettings):
         le=1_000_000,
         description="Messages waiting for one target URL; beyond, they wait in Redis.",
     )
+    render_timeout_s: float = Field(
+        default=0.5, gt=0, le=30, description="One subscription template's rendering limit."
+    )
+    render_max_chars: int = Field(
+        default=20_000, ge=100, le=1_000_000, description="Longest rendered title or body."
+    )
     send_attempts: int = Field(
         default=3, ge=1, description="Attempts per URL before dead-lettering."
     )

@@ -2,6 +2,7 @@
 are shown (masked), and the YAML file applied to match."""
 
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from redis.exceptions import WatchError
 
 from shared import templates
 from shared.keys import Keys
-from shared.models import Subscription, SubscriptionFields, utcnow
+from shared.models import RateLimit, Subscription, SubscriptionFields, utcnow
 from shared.secrets import MASK, is_valid_url, mask_url
 from shared.url_hints import hint
 from shared.yamlfile import ConfigError, load_file
@@ -51,6 +52,31 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60] or "subscription"
 
 
+# Bounds checked when a subscription is saved (API or file): a duration out of them is refused
+# with a 422 naming the field. (Stored ones from before are not re-checked: notify isolates a
+# subscription whose settings fail, see services/notify/service.py.)
+REPEAT_INTERVAL_S = (30.0, 30 * 86_400.0)
+RATE_WINDOW_S = (1.0, 30 * 86_400.0)
+
+
+def _within(name: str, value: float, bounds: tuple[float, float]) -> None:
+    low, high = bounds
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {_shown(low)} and {_shown(high)}, not {value:g}")
+
+
+def _shown(seconds: float) -> str:
+    return f"{seconds / 86_400:g} days" if seconds >= 86_400 else f"{seconds:g} s"
+
+
+class SubscriptionError(BaseModel):
+    """A subscription's last own failure (a template, its settings): `last_error` in the API."""
+
+    error: str
+    event_id: str | None = None
+    at: datetime
+
+
 # Fields that make sense only for messages people read, not for a machine's webhook.
 _MESSAGE_ONLY = ("quiet_hours", "repeat_interval", "rate_limit", "format", "templates")
 
@@ -72,6 +98,20 @@ class SubscriptionSpec(SubscriptionFields):
                     f"urls[{i}] ({mask_url(url)}) is not a URL apprise can send to: {hint(url)}"
                 )
         return urls
+
+    @field_validator("repeat_interval")
+    @classmethod
+    def _repeat_bounds(cls, value: float | None) -> float | None:
+        if value is not None:
+            _within("repeat_interval", value, REPEAT_INTERVAL_S)
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _window_bounds(cls, value: RateLimit | None) -> RateLimit | None:
+        if value is not None:
+            _within("rate_limit.window", value.window, RATE_WINDOW_S)
+        return value
 
     @field_validator("topics", "sources")
     @classmethod
@@ -138,6 +178,10 @@ class SubscriptionStore:
         subs = [Subscription.model_validate_json(v) for v in raw.values()]
         return sorted(subs, key=lambda s: (s.created_at, s.id))
 
+    async def last_error(self, sub_id: str) -> SubscriptionError | None:
+        raw = await self.redis.hget(self.keys.subscription_errors, sub_id)
+        return SubscriptionError.model_validate_json(raw) if raw else None
+
     async def get(self, sub_id: str) -> Subscription | None:
         raw = await self.redis.hget(self.keys.subscriptions, sub_id)
         return Subscription.model_validate_json(raw) if raw else None
@@ -145,6 +189,7 @@ class SubscriptionStore:
     async def put(self, sub: Subscription) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(self.keys.subscriptions, sub.id, sub.model_dump_json())
+            pipe.hdel(self.keys.subscription_errors, sub.id)  # changed: its last error is old news
             pipe.incr(self.keys.subscriptions_version)
             await pipe.execute()
 
@@ -177,8 +222,9 @@ class SubscriptionStore:
     async def delete(self, sub_id: str) -> bool:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hdel(self.keys.subscriptions, sub_id)
+            pipe.hdel(self.keys.subscription_errors, sub_id)
             pipe.incr(self.keys.subscriptions_version)
-            removed, _ = await pipe.execute()
+            removed, _, _ = await pipe.execute()
         return bool(removed)
 
     async def version(self) -> int:

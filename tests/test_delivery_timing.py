@@ -7,7 +7,8 @@ only what arrives, in what order, and that nothing extra does.
 from datetime import UTC, datetime, timedelta
 
 from shared import keys
-from shared.models import IncidentCommand
+from shared.models import IncidentCommand, Subscription
+from shared.subscriptions import SubscriptionStore
 from tests.conftest import eventually
 from tests.delivery_helpers import cli, live, post_thread, quiet_for, subscribe
 
@@ -188,7 +189,10 @@ async def test_reminders_repeat_until_someone_acknowledges(
     settings = make_settings(schedule_poll_s=0.1)
     sink = make_sink()
     async with live(run_services, settings) as api:
-        await subscribe(api, urls=[sink.url], min_severity="red_alert", repeat_interval="1s")
+        # 1 s is below the API's floor (30 s): stored directly, to keep the test short.
+        await SubscriptionStore(redis, keys.Keys(settings.namespace)).put(
+            Subscription(name="ops", urls=[sink.url], min_severity="red_alert", repeat_interval=1)
+        )
         await post_thread(api, "plant-3", LEAK)
         await eventually(lambda: len(sink.messages()) >= 3, timeout=20)  # the alert, 2 reminders
         incident = (await api.get("/v1/incidents")).json()[0]

@@ -28,6 +28,7 @@ from services.notify.firing import (
 )
 from services.notify.quiet_hours import quiet_until
 from services.notify.render import Links, Notification, links, render
+from shared import templates
 from shared.due import from_score, score
 from shared.matchers import compiled
 from shared.models import Incident, IncidentEvent, RateLimit, Subscription
@@ -58,6 +59,7 @@ class Candidate:
     held_by: Silence | None = None  # the silence holding it (None: quiet hours)
     digest_window: int | None = None  # over the rate limit: goes into this window's digest
     notification: Notification | None = None
+    errors: list[str] = field(default_factory=list)  # the subscription's own (its templates)
 
     @property
     def told_key(self) -> tuple[str, str]:
@@ -89,6 +91,8 @@ class Env:
     # incident snapshot, the subscriptions it skips (computed once per snapshot).
     routes: list[Route] = field(default_factory=list)
     skipped: dict[str, dict[tuple[str, str], str]] = field(default_factory=dict)
+    # How long and how large a subscription's own template may render.
+    limits: templates.Limits = field(default_factory=templates.Limits)
 
 
 Step = Callable[[Candidate, Env], str | None]  # None: pass it on; else why it stops here
@@ -192,7 +196,15 @@ def render_step(c: Candidate, env: Env) -> str | None:
         assert c.state is not None
         event_id = f"{c.event.id}:repeat{c.state.repeats}"
     c.notification = render(
-        c.event, c.sub, c.kind, env.public_url, signed=signed, note=note, event_id=event_id
+        c.event,
+        c.sub,
+        c.kind,
+        env.public_url,
+        signed=signed,
+        note=note,
+        event_id=event_id,
+        limits=env.limits,
+        errors=c.errors,
     )
     return None
 

@@ -148,8 +148,14 @@ def render(
     signed: Links | None = None,
     note: str | None = None,
     event_id: str | None = None,
+    limits: templates.Limits | None = None,
+    errors: list[str] | None = None,
 ) -> Notification:
-    """The message for one subscription; `signed` adds the ack/resolve links (see `actions`)."""
+    """The message for one subscription; `signed` adds the ack/resolve links (see `actions`).
+
+    The subscription's own templates render within `limits`; one that fails falls back to the
+    default, and what went wrong is appended to `errors` (notify records it on the subscription).
+    """
     incident = event.incident
     label, notify_type = tag(kind, incident.severity)
     variables = templates.context(
@@ -162,9 +168,12 @@ def render(
     variables["note"] = note
     own = sub.templates
     html = sub.format == "html"
-    title = _render_or_default(own.title if own else None, DEFAULT_TITLE, variables, False, sub)
+    failed = errors if errors is not None else []
+    title = _render_or_default(
+        own.title if own else None, DEFAULT_TITLE, variables, False, sub, limits, failed, "title"
+    )
     body = _render_or_default(
-        own.body if own else None, DEFAULT_BODY[sub.format], variables, html, sub
+        own.body if own else None, DEFAULT_BODY[sub.format], variables, html, sub, limits, failed
     )
     return Notification(
         event_id=event_id or event.id,
@@ -180,14 +189,23 @@ def render(
 
 
 def _render_or_default(
-    own: str | None, default: str, variables: dict, html: bool, sub: Subscription
+    own: str | None,
+    default: str,
+    variables: dict,
+    html: bool,
+    sub: Subscription,
+    limits: templates.Limits | None,
+    errors: list[str],
+    part: str = "body",
 ) -> str:
     if own is not None:
         try:
-            return templates.render(own, variables, html=html)
+            return templates.render_limited(own, variables, html=html, limits=limits)
         except templates.TemplateError as e:
-            # A broken template must not cost an alert: say so in the log, send the default.
-            log.warning("subscription %s: template failed (%s); sent the default", sub.name, e)
+            # A broken template must not cost an alert: say so, send the default.
+            error = f"templates.{part}: {e.message or type(e).__name__}"
+            errors.append(error)
+            log.warning("subscription %s: %s; sent the default message", sub.name, error)
     return templates.render(default, variables, html=html)
 
 

@@ -138,6 +138,15 @@ class Leases:
                 out[item] = (self.hold(item, lease), int(length))
         return out
 
+    def adopt(self, item: DueItem, lease: int) -> bool:
+        """A chain this replica is already sending came due (its renewal ran late, on a busy
+        machine): keep sending it under the new lease instead of starting it twice."""
+        held = self.held.get(item.member)
+        if held is None or held.lost:
+            return False
+        held.lease = lease
+        return True
+
     def hold(self, item: DueItem, lease: int) -> Held:
         held = self.held[item.member] = Held(item, lease)
         return held
@@ -151,12 +160,14 @@ class Leases:
         if not self.held:
             return
         lease = now_ms() + self.lease_ms
-        held = list(self.held.values())
+        held = [(h, h.lease) for h in self.held.values()]
         args: list[str | int] = [lease]
-        for h in held:
-            args += [h.item.member, h.lease]
+        for h, sent in held:
+            args += [h.item.member, sent]
         lost = {m.decode() for m in await self._renew(keys=[self.k.due], args=args)}
-        for h in held:
+        for h, sent in held:
+            if h.lease != sent:
+                continue  # adopted under a newer lease meanwhile: that one stands
             if h.item.member in lost:
                 h.lost = True
                 if self.held.get(h.item.member) is h:  # not just finished meanwhile

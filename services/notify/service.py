@@ -61,6 +61,7 @@ from shared.due import DueItem, DueKind, DueSet, score
 from shared.escalation import PolicyStore
 from shared.links import link_secret
 from shared.models import (
+    DeadLetter,
     Delivery,
     DeliveryOutcome,
     Incident,
@@ -71,7 +72,8 @@ from shared.models import (
 from shared.routing import Route, routes
 from shared.settings import Settings
 from shared.silences import SilenceStore
-from shared.subscriptions import SubscriptionStore
+from shared.subscriptions import SubscriptionError, SubscriptionStore
+from shared.templates import Limits
 
 log = logging.getLogger("redalert.notify")
 
@@ -133,6 +135,7 @@ class NotifyService:
         self.lease_s = settings.send_lease_s
         self.leases = Leases(redis, self.k, settings.send_lease_s)
         self.lanes = Lanes(settings, self.sender, self.circuits)
+        self.limits = Limits(settings.render_timeout_s, settings.render_max_chars)
         self.chains = ChainRunner(
             redis, settings, self.k, self.leases, self.lanes, self.subs.current
         )
@@ -226,7 +229,8 @@ class NotifyService:
         # Chains whose holder died (its lease lapsed) or that were handed back: send them now.
         await self._sign_links()
         for item in (i for i in items if i.kind is DueKind.OWED):
-            self.chains.start(self.leases.hold(item, lease))
+            if not self.leases.adopt(item, lease):
+                self.chains.start(self.leases.hold(item, lease))
 
         release = [i for i in items if i not in kept and i.kind is not DueKind.OWED]
         if release:
@@ -272,7 +276,7 @@ class NotifyService:
             if not pairs:
                 return decided
             signed = partial(actions, self.settings)  # unsigned: signed as they are sent
-            env = Env(utcnow(), silences, self.settings.public_url, signed)
+            env = Env(utcnow(), silences, self.settings.public_url, signed, limits=self.limits)
             env.routes = await self._routes()
             pairs = await self._decide_once(pairs, env, decided)
         for job, _sub in pairs:
@@ -303,28 +307,87 @@ class NotifyService:
 
         env.told = {key: _firing(v) for key, v in told_raw.items()}
         env.rate = {key: _window(v) for key, v in rate_raw.items()}
-        by_sub: dict[str, list[tuple[Job, Candidate]]] = {}
-        for j, s in pairs:
-            if j.trigger is not Trigger.REPEAT and next(owed_raw) is not None:
-                continue  # decided before (a redelivery): its due item sees it through
-            c = run(Candidate(j.event, s, j.trigger), env)
-            if c.stopped and log.isEnabledFor(logging.DEBUG):
-                log.debug("%s for %s: %s", j.event.id, s.name, c.stopped)
-            by_sub.setdefault(s.id, []).append((j, c))
+        owed_before = [
+            j.trigger is not Trigger.REPEAT and next(owed_raw) is not None for j, _ in pairs
+        ]
+        # The steps run users' templates: off the event loop, each within its limits.
+        by_sub, failed = await asyncio.to_thread(self._run_steps, pairs, owed_before, env)
 
-        writes = {sub_id: self._commit(c, env, told_raw, rate_raw) for sub_id, c in by_sub.items()}
-        writes = {sub_id: w for sub_id, w in writes.items() if w[0].commands}  # nothing to write
+        writes: dict[str, tuple[Guarded, list[Decided]]] = {}
+        for sub_id, candidates in by_sub.items():
+            try:
+                write = self._commit(candidates, env, told_raw, rate_raw)
+            except Exception as e:  # its settings (a duration out of range…): its failure only
+                failed += [(j, c.sub, _describe(e)) for j, c in candidates]
+                continue
+            if write[0].commands:  # else nothing to write
+                writes[sub_id] = write
         async with self.redis.pipeline(transaction=False) as pipe:
             for write, _owed in writes.values():
                 await self.cas.queue(pipe, write)
-            results = await pipe.execute()
+            results = await pipe.execute(raise_on_error=False)
         retry = []
         for (sub_id, (_write, owed)), result in zip(writes.items(), results, strict=True):
             if result == 0:
                 decided += owed
+            elif isinstance(result, Exception):  # Redis refused its write: its failure only
+                failed += [(j, c.sub, _describe(result)) for j, c in by_sub[sub_id]]
             else:
                 retry += [(j, c.sub) for j, c in by_sub[sub_id]]
+        await self._subscription_errors(by_sub, failed)
         return retry
+
+    def _run_steps(
+        self, pairs: list[tuple[Job, Subscription]], owed_before: list[bool], env: Env
+    ) -> tuple[dict[str, list[tuple[Job, Candidate]]], list[tuple[Job, Subscription, str]]]:
+        """The pure steps for every pair (in a worker thread); a pair that raises is set aside."""
+        by_sub: dict[str, list[tuple[Job, Candidate]]] = {}
+        failed: list[tuple[Job, Subscription, str]] = []
+        for (j, s), before in zip(pairs, owed_before, strict=True):
+            if before:
+                continue  # decided before (a redelivery): its chain sees it through
+            try:
+                c = run(Candidate(j.event, s, j.trigger), env)
+            except Exception as e:
+                failed.append((j, s, _describe(e)))
+                continue
+            if c.stopped and log.isEnabledFor(logging.DEBUG):
+                log.debug("%s for %s: %s", j.event.id, s.name, c.stopped)
+            by_sub.setdefault(s.id, []).append((j, c))
+        return by_sub, failed
+
+    async def _subscription_errors(
+        self,
+        by_sub: dict[str, list[tuple[Job, Candidate]]],
+        failed: list[tuple[Job, Subscription, str]],
+    ) -> None:
+        """What went wrong because of one subscription: on it (`last_error`), and a failed
+        delivery in `deadletter` (replaying it republishes the event; only it is decided again)."""
+        template_errors = [
+            (j, c.sub, "; ".join(c.errors)) for cs in by_sub.values() for j, c in cs if c.errors
+        ]
+        if not failed and not template_errors:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for j, sub, error in [*template_errors, *failed]:
+                last = SubscriptionError(error=error, event_id=j.event.id, at=utcnow())
+                pipe.hset(self.k.subscription_errors, sub.id, last.model_dump_json())
+            for j, sub, error in failed:
+                log.error(
+                    "%s for subscription %s failed (dead-lettered; other subscriptions go on): %s",
+                    j.event.id,
+                    sub.name,
+                    error,
+                )
+                letter = DeadLetter(
+                    stream=keys.INCIDENT_EVENTS,
+                    fields={"data": j.event.model_dump_json()},
+                    error=f"subscription {sub.name}: {error}",
+                    extra={"subscription_id": sub.id, "subscription_name": sub.name},
+                )
+                pipe.xadd(self.k.stream(keys.DEADLETTER), {"data": letter.model_dump_json()})
+                pipe.hincrby(self.k.notify_metrics, "subscription_failed", 1)
+            await pipe.execute()
 
     def _commit(
         self,
@@ -458,6 +521,10 @@ class NotifyService:
         """Routes for `continue: false` (shared/routing.py): none when no route stops others."""
         found = routes(await self.subs.current(), await self.policies.current())
         return found if any(not r.continue_ for r in found) else []
+
+
+def _describe(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"[:500]
 
 
 def _firing(raw: bytes | None) -> FiringState | None:

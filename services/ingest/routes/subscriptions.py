@@ -57,7 +57,7 @@ async def _existing(c: Context, sub_id: str, *, writing: bool = False) -> Subscr
 
 
 # What GET shows besides the fields: a PUT or PATCH may send them back; they are not changed.
-_READ_ONLY = ("id", "origin", "created_at", "updated_at", "circuits")
+_READ_ONLY = ("id", "origin", "created_at", "updated_at", "circuits", "last_error")
 
 
 def _writable(sub_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -105,7 +105,8 @@ async def list_subscriptions(c: Context = Depends(ctx)) -> list[dict[str, Any]]:
 
 @router.get("/v1/subscriptions/{sub_id}", dependencies=[Depends(auth.viewer)])
 async def get_subscription(sub_id: str, c: Context = Depends(ctx)) -> dict[str, Any]:
-    """The subscription, with the circuit breaker state of each of its URLs."""
+    """The subscription, with the circuit breaker state of each of its URLs and its last own
+    failure (`last_error`: a template that failed, settings notify could not use), if any."""
     sub = await _existing(c, sub_id)
     n_targets = 1 if sub.webhook is not None else len(sub.urls)
     circuits = await CircuitStore(c.redis, c.keys).of(sub.id, n_targets)
@@ -119,6 +120,8 @@ async def get_subscription(sub_id: str, c: Context = Depends(ctx)) -> dict[str, 
         else {"index": i, "url": url, "state": "closed", "failures": 0}
         for i, url in enumerate(targets)
     ]
+    last = await c.subscriptions.last_error(sub.id)
+    shown["last_error"] = last.model_dump(mode="json") if last else None
     return shown
 
 
