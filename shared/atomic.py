@@ -6,12 +6,17 @@ the new snapshot, its events, the stream acks — in one Lua call guarded by the
 If another replica got there first, nothing is written and the caller recomputes.
 """
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+
+from shared.redis import NotReplicated, queue_wait, replicas_wanted
+
+log = logging.getLogger("redalert.atomic")
 
 # ARGV: n_guards, then (key, expected) pairs ('' = absent), then commands as (argc, args...).
 _SCRIPT = """
@@ -65,11 +70,23 @@ class Guarded:
 
 class CompareAndApply:
     def __init__(self, redis: Redis) -> None:
+        self.redis = redis
         self._script = redis.register_script(_SCRIPT)
 
     async def __call__(self, write: Guarded) -> bool:
         """True if applied; False if a guard failed (nothing was written)."""
-        ok = await self._script(keys=[], args=write.argv()) == 0
+        wanted = replicas_wanted(self.redis)
+        if wanted:
+            # WAIT on the same connection as the write: it survives the loss of the primary.
+            async with self.redis.pipeline(transaction=False) as pipe:
+                await self._script(keys=[], args=write.argv(), client=pipe)
+                queue_wait(pipe, self.redis)
+                result, acked = await pipe.execute()
+            ok = result == 0
+            if ok and int(acked) < wanted:
+                log.warning("%s", NotReplicated(int(acked), wanted))
+        else:
+            ok = await self._script(keys=[], args=write.argv()) == 0
         if ok:
             write.applied()
         return ok

@@ -1,30 +1,130 @@
-"""The one place that connects to Redis: a redis-py asyncio client and a FastStream broker."""
+"""The one place that connects to Redis: a redis-py asyncio client and a FastStream broker.
+
+One address (`REDALERT_REDIS_URL`), or Redis Sentinel (`REDALERT_REDIS_SENTINELS` and
+`REDALERT_REDIS_SENTINEL_MASTER`): then every connection asks the sentinels for the current
+primary, and after a failover the next connection goes to the promoted replica. Commands that
+fail while the primary is changing are retried with backoff; redalert's writes are safe to retry
+(compare-and-apply guards, dedup keys, idempotent acks).
+
+`REDALERT_MIN_REPLICAS_ACK=N`: writes that must survive the loss of the primary are followed by
+`WAIT N` on the same connection — a post is answered 202 only once N replicas have it.
+"""
 
 import logging
+from typing import Any
+from urllib.parse import urlsplit
 
-from faststream.redis import RedisBroker
+from faststream.redis import RedisBroker, RedisSentinelBroker
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.settings import Settings
 
+log = logging.getLogger("redalert.redis")
+
+# How long a write waits for its replicas: long enough for a healthy replica on a busy network,
+# short enough that a client retries in time when there is none.
+WAIT_TIMEOUT_MS = 2_000
+
+# A failover (sentinels agreeing the primary is down, promoting a replica) takes seconds:
+# retrying for ~30 s with backoff rides it out.
+_RETRIES = 40
+
+
+class NotReplicated(RuntimeError):
+    """Fewer replicas than REDALERT_MIN_REPLICAS_ACK confirmed a write in time."""
+
+    def __init__(self, acked: int, wanted: int) -> None:
+        super().__init__(
+            f"only {acked} of {wanted} replica(s) confirmed the write within "
+            f"{WAIT_TIMEOUT_MS} ms (REDALERT_MIN_REPLICAS_ACK)"
+        )
+        self.acked, self.wanted = acked, wanted
+
+
+def _common(settings: Settings) -> dict[str, Any]:
+    parts = urlsplit(settings.effective_redis_url)
+    db = int(parts.path.strip("/") or 0) if parts.path.strip("/").isdigit() else 0
+    return {
+        "db": db,
+        "username": parts.username,
+        "password": parts.password,
+        # Bytes in, bytes out: stream entries from other producers need not be UTF-8.
+        "decode_responses": False,
+        "health_check_interval": 30,
+        "socket_keepalive": True,
+    }
+
 
 def redis_client(settings: Settings) -> "Redis":
-    # Bytes in, bytes out: stream entries from other producers need not be UTF-8.
-    return Redis.from_url(
-        settings.effective_redis_url,
-        decode_responses=False,
-        health_check_interval=30,
-        socket_keepalive=True,
-    )
+    client: Redis
+    if settings.sentinel_addresses:
+        kwargs = _common(settings)
+        sentinel = Sentinel(
+            settings.sentinel_addresses,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+            # A sentinel's own password would go here (sentinel_kwargs); the data nodes' below.
+        )
+        client = sentinel.master_for(
+            settings.redis_sentinel_master,
+            redis_class=Redis,
+            socket_timeout=10,
+            socket_connect_timeout=2,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), _RETRIES),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError, ReadOnlyError],
+            **kwargs,
+        )
+    else:
+        client = Redis.from_url(
+            settings.effective_redis_url,
+            decode_responses=False,
+            health_check_interval=30,
+            socket_keepalive=True,
+        )
+    client.redalert_min_replicas_ack = settings.min_replicas_ack  # type: ignore[attr-defined]
+    return client
 
 
 def broker(settings: Settings) -> RedisBroker:
     # FastStream logs every message at INFO; per-message lines belong at DEBUG here.
-    return RedisBroker(
-        settings.effective_redis_url,
-        log_level=logging.DEBUG,
-        logger=logging.getLogger("redalert.broker"),
-    )
+    common: dict[str, Any] = {
+        "log_level": logging.DEBUG,
+        "logger": logging.getLogger("redalert.broker"),
+    }
+    if settings.sentinel_addresses:
+        kwargs = _common(settings)
+        return RedisSentinelBroker(
+            sentinels=settings.sentinel_addresses,
+            sentinel_master_name=settings.redis_sentinel_master,
+            db=kwargs["db"],
+            password=kwargs["password"],
+            **common,
+        )
+    return RedisBroker(settings.effective_redis_url, **common)
+
+
+def replicas_wanted(client: "Redis") -> int:
+    return int(getattr(client, "redalert_min_replicas_ack", 0) or 0)
+
+
+def queue_wait(pipe: Pipeline, client: "Redis") -> int:
+    """Queue WAIT at the end of a pipeline (the same connection as its writes); returns N."""
+    wanted = replicas_wanted(client)
+    if wanted:
+        pipe.execute_command("WAIT", wanted, WAIT_TIMEOUT_MS)
+    return wanted
+
+
+def check_replicated(acked: Any, wanted: int) -> None:
+    if wanted and int(acked) < wanted:
+        raise NotReplicated(int(acked), wanted)
 
 
 async def ping(client: "Redis") -> bool:

@@ -57,6 +57,21 @@ class Settings(BaseSettings):
         description="Redis URL. Unset: redis://127.0.0.1:6379/0 (and `redalert up` starts an "
         "embedded server when nothing answers there).",
     )
+    redis_sentinels: str | None = Field(
+        default=None,
+        description="host:port,host:port… of Redis Sentinels: the primary is asked of them "
+        "(and followed after a failover) instead of REDALERT_REDIS_URL's host.",
+    )
+    redis_sentinel_master: str = Field(
+        default="mymaster", min_length=1, description="The primary's name at the sentinels."
+    )
+    min_replicas_ack: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="Writes that must survive losing the primary wait (WAIT) for this many "
+        "replicas: a post is answered 202 only then (503 otherwise).",
+    )
     namespace: str = Field(
         default="redalert", pattern=r"^[A-Za-z0-9_.\-]+$", description="Prefix of every key."
     )
@@ -249,6 +264,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "redis_url",
+        "redis_sentinels",
         "api_token",
         "metrics_token",
         "link_secret",
@@ -294,6 +310,24 @@ class Settings(BaseSettings):
             host = "127.0.0.1" if self.http_host in ("0.0.0.0", "::", "") else self.http_host
             self.public_url = f"http://{host}:{self.http_port}"
         return self
+
+    @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        out = []
+        for item in (self.redis_sentinels or "").split(","):
+            host, _, port = item.strip().rpartition(":")
+            if item.strip():
+                out.append((host.strip("[]") or "127.0.0.1", int(port)))
+        return out
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinels(cls, value: str | None) -> str | None:
+        for item in (value or "").split(","):
+            host, sep, port = item.strip().rpartition(":")
+            if item.strip() and not (sep and host and port.isdigit() and 0 < int(port) < 65536):
+                raise ValueError(f"{item.strip()!r}: give host:port, separated by commas")
+        return value
 
     @property
     def effective_redis_url(self) -> str:

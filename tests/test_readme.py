@@ -28,6 +28,7 @@ def test_every_file_the_readme_names_ships():
     import re
 
     named = set(re.findall(r"\b(?:config|examples|deploy|bench|tests/data)/[\w./-]*\w", README))
+    named -= {p for p in named if p.endswith(".previous")}  # backups commands leave behind
     assert named, "the pattern no longer finds the README's files"
     assert sorted(p for p in named if not (ROOT / p).exists()) == []
 

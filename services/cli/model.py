@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=run_show)
 
     b = model.add_parser("backtest", help="which recent posts a model file would change")
-    b.add_argument("file", type=Path, metavar="MODEL.json")
+    b.add_argument("file", type=Path, metavar="MODEL.json", help="the model to compare with")
     b.add_argument("--rules", type=Path, help="default: $REDALERT_RULES_FILE")
     b.add_argument("--last", type=int, default=1000, help="posts from `classified` (1000)")
     b.add_argument("--examples", type=int, default=3, help="examples per change (3)")

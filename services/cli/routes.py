@@ -14,10 +14,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     test = cmds.add_parser("test", help="walk every route for an incident with these labels")
     test.add_argument("--labels", action="append", default=[], help="team=db,service=api")
     test.add_argument(
-        "--severity", default="red_alert", choices=("no_danger", "assessing", "red_alert")
+        "--severity",
+        default="red_alert",
+        choices=("no_danger", "assessing", "red_alert"),
+        help="the incident's severity (default red_alert)",
     )
-    test.add_argument("--topic", action="append", dest="topics", default=[])
-    test.add_argument("--source", action="append", dest="sources", default=[])
+    test.add_argument(
+        "--topic", action="append", dest="topics", default=[], help="the incident's topics"
+    )
+    test.add_argument(
+        "--source", action="append", dest="sources", default=[], help="the incident's sources"
+    )
     test.add_argument("--json", action="store_true", help="print the API's JSON")
     add_api_options(test)
     test.set_defaults(func=run_test)

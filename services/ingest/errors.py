@@ -9,6 +9,8 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.redis import NotReplicated
+
 
 def field_errors(errors: Sequence[Any], prefix: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
     # "input" and "ctx" are dropped: the input may be an apprise URL with a token in it.
@@ -42,6 +44,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         return unprocessable(field_errors(exc.errors()))
+
+    @app.exception_handler(NotReplicated)
+    async def _not_replicated(_: Request, exc: NotReplicated) -> JSONResponse:
+        # Published on the primary, but not known to survive its loss: the client retries
+        # (dedup makes the retry safe) rather than trust a 202.
+        return JSONResponse(status_code=503, content={"error": str(exc)})
 
     @app.exception_handler(Invalid)
     async def _invalid(_: Request, exc: Invalid) -> JSONResponse:

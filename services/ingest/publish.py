@@ -7,6 +7,7 @@ from redis.asyncio import Redis
 from shared import keys, metrics
 from shared.codec import encode
 from shared.models import IncidentCommand, Post
+from shared.redis import check_replicated, queue_wait
 from shared.settings import Settings
 
 # ARGV: ttl, stream, then (seen key, data) pairs. Returns 1/0 per post: published or duplicate.
@@ -39,12 +40,20 @@ class Publisher:
         args: list[str | int] = [self.settings.dedup_ttl_s, self.k.stream(keys.POSTS)]
         for post in posts:
             args += [self.k.seen_post(post.key), encode(post)["data"]]
-        flags = await self._publish_once(keys=[], args=args)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            await self._publish_once(keys=[], args=args, client=pipe)
+            wanted = queue_wait(pipe, self.redis)  # same connection: WAIT covers the XADDs
+            flags, *acked = await pipe.execute()
+        check_replicated(acked[0] if acked else 0, wanted)
         accepted = [p.id for p, f in zip(posts, flags, strict=True) if f]
         duplicates = [p.id for p, f in zip(posts, flags, strict=True) if not f]
         metrics.posts_received(len(accepted), len(duplicates))
         return accepted, duplicates
 
     async def command(self, cmd: IncidentCommand) -> str:
-        entry_id = await self.redis.xadd(self.k.stream(keys.COMMANDS), encode(cmd))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(self.k.stream(keys.COMMANDS), encode(cmd))
+            wanted = queue_wait(pipe, self.redis)
+            entry_id, *acked = await pipe.execute()
+        check_replicated(acked[0] if acked else 0, wanted)
         return entry_id.decode()
