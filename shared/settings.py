@@ -3,16 +3,18 @@
 Every field is documented in the README's settings table; keep the two in step.
 """
 
+import json
 import os
 import socket
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.labels import check_name
+from shared.netpolicy import DEFAULT_DENY, networks
 from shared.severity import Severity
 
 
@@ -102,6 +104,15 @@ class Settings(BaseSettings):
     )
     audit_keep: int = Field(
         default=100_000, ge=100, le=10_000_000, description="Audit trail entries kept (approx.)."
+    )
+    target_deny: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_DENY),
+        description="CIDRs no source, webhook or apprise target may connect to (comma-separated "
+        "in the environment); default: link-local and cloud metadata addresses.",
+    )
+    target_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="When set, the only CIDRs targets may connect to (the deny list still wins).",
     )
     max_body_bytes: int = Field(default=5_000_000, ge=1024)
     link_secret: SecretStr | None = Field(
@@ -302,6 +313,27 @@ class Settings(BaseSettings):
     @property
     def alertmanager_severity_table(self) -> dict[str, Severity]:
         return severity_table(self.alertmanager_severities)
+
+    @field_validator("target_deny", "target_allow", mode="before")
+    @classmethod
+    def _cidrs(cls, value: object, info: ValidationInfo) -> object:
+        # The environment gives "10.0.0.0/8, 169.254.0.0/16" as well as JSON; "none" is an
+        # empty list, and "" (compose's unset variable) the default.
+        if isinstance(value, str) and value.strip() == "":
+            return list(DEFAULT_DENY) if info.field_name == "target_deny" else []
+        if isinstance(value, str) and value.strip().lower() == "none":
+            return []
+        if isinstance(value, str) and value.strip().startswith("["):
+            value = json.loads(value)
+        elif isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list):
+            for cidr in value:
+                try:
+                    networks([str(cidr)])
+                except ValueError as e:
+                    raise ValueError(f"{cidr!r} is not a network (CIDR): {e}") from None
+        return value
 
     @model_validator(mode="after")
     def _public_url_follows_the_port(self) -> "Settings":

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from redis.asyncio import Redis
 
 from services.ingest.publish import Publisher
@@ -10,6 +11,7 @@ from shared.audit import AuditTrail
 from shared.auth import Authority, TokenStore, admin
 from shared.incidents import IncidentReader
 from shared.keys import Keys
+from shared.netpolicy import TargetPolicy
 from shared.settings import Settings
 from shared.subscriptions import SubscriptionStore
 
@@ -49,3 +51,15 @@ def ctx(request: Request) -> Context:
 # Routes written before roles (shared/auth.py) said `Depends(require_token)` for writes: that is
 # now the admin role. New routes say which role they need: `Depends(auth.responder)`…
 require_token = admin
+
+
+async def check_targets(settings: Settings, urls: dict[tuple[str | int, ...], str]) -> None:
+    """422 naming each field whose URL's host the target policy refuses (shared/netpolicy.py)."""
+    policy = TargetPolicy.of(settings)
+    problems = [
+        {"loc": ("body", *loc), "msg": problem, "type": "target_refused"}
+        for loc, url in urls.items()
+        if (problem := await policy.check_url(url))
+    ]
+    if problems:
+        raise RequestValidationError(problems)

@@ -38,6 +38,7 @@ from services.notify.render import Notification
 from shared import targets
 from shared.links import sign_links
 from shared.models import Subscription, utcnow
+from shared.netpolicy import TargetPolicy, TargetRefused
 from shared.secrets import mask_plugin, mask_url, redact, url_secrets
 from shared.settings import Settings
 from shared.url_hints import hint as url_hint
@@ -128,6 +129,7 @@ class Sender:
         # Signs the action links of each message as it goes out (shared/links.py); unset, they
         # stay unsigned and do nothing.
         self.link_secret: bytes | None = None
+        self.policy = TargetPolicy.of(settings)  # where sends may connect (shared/netpolicy.py)
 
     async def deliver(
         self,
@@ -176,6 +178,8 @@ class Sender:
     async def attempt(self, sub: Subscription, index: int, n: Notification) -> str | None:
         """One try of one target: None on success, else the error (masked)."""
         url = target_urls(sub)[index]
+        if problem := await self.policy.check_url(url):  # before connecting, on its address
+            return f"refused: {problem}"
         if sub.webhook is not None:
             return await self._post(url, sub.webhook.secret, n)
         return await self._notify(url, n)
@@ -241,7 +245,10 @@ class Sender:
         """One webhook POST: None on a 2xx answer, else the error (masked)."""
         raw, headers = webhook.request(n, secret, utcnow())
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self.settings.send_timeout_s)
+            self._http = httpx.AsyncClient(
+                timeout=self.settings.send_timeout_s,
+                event_hooks={"request": [self.policy.request_hook()]},
+            )
         async with self._slots:
             try:
                 r = await self._http.post(url, content=raw, headers=headers)
@@ -249,6 +256,8 @@ class Sender:
                 return f"timed out after {self.settings.send_timeout_s:g}s"
             except httpx.HTTPError as e:
                 return redact(f"{type(e).__name__}: {e}", [*url_secrets(url), secret])
+            except TargetRefused as e:
+                return f"refused: {e}"
         if r.is_success:
             return None
         return f"HTTP {r.status_code} {r.reason_phrase}".strip()

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 
 from services.ingest.audit import note
-from services.ingest.context import Context, ctx
+from services.ingest.context import Context, check_targets, ctx
 from services.ingest.errors import unprocessable
 from services.ingest.routes.posts import Accepted, posts_or_refusal
 from services.ingest.sources.poller import Poller
@@ -39,6 +39,8 @@ async def create_source(
     spec: SourceSpec, request: Request, p: Poller = Depends(poller)
 ) -> dict[str, Any]:
     """Add a source; a polled one is first polled at once."""
+    if spec.url:
+        await check_targets(p.settings, {("url",): spec.url})
     source = Source(**spec.model_dump(), origin="api")
     if not await p.store.add(source, now=time.time()):
         raise HTTPException(

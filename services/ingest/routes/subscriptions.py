@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.ingest.audit import note
-from services.ingest.context import Context, ctx
+from services.ingest.context import Context, check_targets, ctx
 from services.notify.circuit import CircuitStore
 from services.notify.render import render_test
 from services.notify.send import Sender
@@ -82,6 +82,7 @@ def _validated(data: dict[str, Any]) -> SubscriptionSpec:
 async def create_subscription(
     spec: SubscriptionSpec, request: Request, c: Context = Depends(ctx)
 ) -> dict[str, Any]:
+    await check_targets(c.settings, _targets(spec))
     sub = spec.to_subscription(origin="api")
     await _put_unique(c, sub)
     note(request, target=sub.id, changes=public(sub))
@@ -152,9 +153,16 @@ async def update_subscription(
     return await _save(c, old, spec, request)
 
 
+def _targets(spec: SubscriptionSpec) -> dict[tuple[str | int, ...], str]:
+    if spec.webhook is not None:
+        return {("webhook", "url"): spec.webhook.url}
+    return {("urls", i): url for i, url in enumerate(spec.urls)}
+
+
 async def _save(
     c: Context, old: Subscription, spec: SubscriptionSpec, request: Request
 ) -> dict[str, Any]:
+    await check_targets(c.settings, _targets(spec))
     sub = spec.to_subscription(
         id=old.id, origin=old.origin, created_at=old.created_at, updated_at=datetime.now(UTC)
     )

@@ -9,6 +9,7 @@ import httpx
 
 from services.ingest.sources.base import SourceError
 from services.ingest.sources.schedule import parse_retry_after
+from shared.netpolicy import TargetPolicy, TargetRefused
 
 MAX_BODY_BYTES = 10_000_000
 USER_AGENT = "redalert/0.1 (+https://github.com/redalert)"
@@ -29,12 +30,20 @@ class Response:
 class Http:
     """The client sources share in one process, and the limits of each request."""
 
-    def __init__(self, timeout_s: float, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        timeout_s: float,
+        client: httpx.AsyncClient | None = None,
+        policy: TargetPolicy | None = None,
+    ) -> None:
         self.timeout_s = timeout_s
+        # Every request, each redirect too, goes only where the target policy allows.
+        hooks = {"request": [(policy or TargetPolicy()).request_hook()]}
         self.client = client or httpx.AsyncClient(
             follow_redirects=True,
             timeout=httpx.Timeout(timeout_s),
             headers={"User-Agent": USER_AGENT},
+            event_hooks=hooks,
         )
 
     async def aclose(self) -> None:
@@ -60,6 +69,8 @@ class Http:
             raise SourceError(f"timed out after {self.timeout_s:g}s") from None
         except httpx.HTTPError as e:
             raise SourceError(f"request failed: {type(e).__name__}: {e}") from None
+        except TargetRefused as e:
+            raise SourceError(f"refused: {e}") from None
         if response.status == 304 or 200 <= response.status < 300:
             return response
         raise SourceError(

@@ -27,6 +27,7 @@ from services.ingest.sources.spec import Source, SourceKind, load_sources_file
 from services.ingest.sources.store import SourceStore
 from shared.keys import Keys
 from shared.models import utcnow
+from shared.netpolicy import TargetPolicy
 from shared.secrets import redact
 from shared.settings import Settings
 
@@ -71,7 +72,7 @@ class Poller:
         self.settings = settings
         self.store = SourceStore(redis, Keys(settings.namespace))
         self.publisher = publisher
-        self.http = http or Http(settings.poll_timeout_s)
+        self.http = http or Http(settings.poll_timeout_s, policy=TargetPolicy.of(settings))
         # Long enough for one request and its publish; renewed after every page.
         self.lease_ms = int((2 * settings.poll_timeout_s + 5) * 1_000)
         self._inflight: dict[str, asyncio.Task[None]] = {}
