@@ -1,4 +1,4 @@
-"""Reading incidents (classify is the only writer; see services/classify/writer.py)."""
+"""Reading incidents (classify is the only writer; see services/classify/owner.py)."""
 
 import json
 from datetime import datetime
@@ -6,8 +6,11 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from shared.keys import Keys
-from shared.models import Incident, IncidentEvent
+from shared.keys import ARCHIVE, Keys
+from shared.models import ArchivedIncident, Incident, IncidentEvent
+
+# A page of the archive, and the cursor of the next one.
+ArchivePage = tuple[list[ArchivedIncident], str | None]
 
 # Kept for classify's own use (correlation), never shown: not part of any API answer.
 INTERNAL_FIELDS = frozenset({"terms"})
@@ -30,6 +33,15 @@ class IncidentReader:
             return []
         docs = await self.redis.mget([self.keys.incident(i.decode()) for i in ids])
         return [Incident.model_validate_json(d) for d in docs if d is not None]
+
+    async def archived(self, *, limit: int = 50, before: str | None = None) -> ArchivePage:
+        """Incidents past their retention, last archived first; and the cursor of the next page
+        (pass it as `before`), None at the end."""
+        end = f"({before}" if before else "+"
+        rows = await self.redis.xrevrange(self.keys.stream(ARCHIVE), end, "-", count=limit)
+        out = [ArchivedIncident.model_validate_json(f[b"data"]) for _, f in rows]
+        cursor = rows[-1][0].decode() if len(rows) == limit else None
+        return out, cursor
 
     async def get(self, incident_id: str) -> Incident | None:
         doc = await self.redis.get(self.keys.incident(incident_id))

@@ -13,6 +13,7 @@ CLASSIFIED = "classified"  # Classification — audit, capped
 INCIDENT_EVENTS = "incident-events"  # IncidentEvent — work stream, read by notify
 DELIVERIES = "deliveries"  # Delivery — audit, capped
 DEADLETTER = "deadletter"  # DeadLetter — read by operators
+ARCHIVE = "incidents-archive"  # ArchivedIncident — expired incidents' summaries, capped
 
 WORK_STREAMS = (POSTS, COMMANDS, INCIDENT_EVENTS)
 AUDIT_STREAMS = (CLASSIFIED, DELIVERIES)
@@ -126,6 +127,11 @@ class Keys:
     def incidents(self) -> str:
         """Sorted set of incident ids by opening time (newest first when read in reverse)."""
         return f"{self.namespace}:incidents"
+
+    @property
+    def resolved_incidents(self) -> str:
+        """Sorted set of resolved incident ids by resolution time: expired after retention."""
+        return f"{self.namespace}:incidents:resolved"
 
     @property
     def open_incidents(self) -> str:

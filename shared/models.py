@@ -195,6 +195,37 @@ class Incident(Model):
         return self.status is not IncidentStatus.RESOLVED
 
 
+class ArchivedIncident(Model):
+    """What stays of an incident once its retention is over: a line in the archive."""
+
+    id: str
+    title: str
+    severity: Severity  # its peak
+    topics: list[str] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list)
+    labels: Labels = Field(default_factory=dict)
+    opened_at: datetime
+    resolved_at: datetime | None = None
+    acknowledged_by: str | None = None
+    post_count: int = 0
+    archived_at: datetime = Field(default_factory=utcnow)
+
+    @classmethod
+    def of(cls, incident: "Incident") -> "ArchivedIncident":
+        return cls(
+            id=incident.id,
+            title=incident.title,
+            severity=incident.peak_severity,
+            topics=incident.topics,
+            sources=incident.sources,
+            labels=incident.labels,
+            opened_at=incident.opened_at,
+            resolved_at=incident.resolved_at,
+            acknowledged_by=incident.acknowledged_by,
+            post_count=incident.post_count,
+        )
+
+
 class EventKind(StrEnum):
     OPENED = "opened"
     ESCALATED = "escalated"

@@ -177,7 +177,17 @@ class Settings(BaseSettings):
         default=1.0, gt=0, description="How often work streams are trimmed below what was acked."
     )
     dedup_ttl_s: int = Field(
-        default=7 * 86_400, ge=60, description="How long a post id is remembered."
+        default=7 * 86_400, ge=1, description="How long a post id is remembered."
+    )
+    retention_days: float = Field(
+        default=30,
+        gt=0,
+        le=36_500,
+        description="Resolved incidents, with their posts, timeline and deliveries, are kept "
+        "this long, then only their summary in the archive.",
+    )
+    archive_maxlen: int = Field(
+        default=1_000_000, ge=100, description="Approximate cap of the incidents archive."
     )
     audit_maxlen: int = Field(
         default=100_000, ge=100, description="Approximate cap of the classified/deliveries streams."

@@ -34,6 +34,7 @@ from shared import keys, metrics
 from shared.atomic import CompareAndApply, Guarded
 from shared.consumer import Batch, Entry
 from shared.models import (
+    ArchivedIncident,
     Classification,
     Incident,
     IncidentCommand,
@@ -45,9 +46,12 @@ from shared.settings import Settings
 
 log = logging.getLogger("redalert.classify")
 
-CORRELATION_TTL_S = 30 * 86_400
 INCIDENT_POSTS_KEPT = 10_000
 LOAD_CHUNK = 1_000
+ARCHIVE_BATCH = 500
+# A resolved incident's keys also carry a TTL, a day past its retention: should no classify run
+# to archive it, Redis still forgets it.
+EXPIRY_SLACK_S = 86_400
 
 
 @dataclass
@@ -99,6 +103,8 @@ class IncidentOwner:
         )
         self.events_stream = self.k.stream(keys.INCIDENT_EVENTS)
         self.classified_stream = self.k.stream(keys.CLASSIFIED)
+        self.archive_stream = self.k.stream(keys.ARCHIVE)
+        self.retention_s = settings.retention_days * 86_400
         # Every open incident, and which are about each topic. Authoritative while the lease is
         # held (nobody else writes them); read again after a take-over or a failed write.
         self.open: dict[str, Incident] = {}
@@ -339,9 +345,11 @@ class IncidentOwner:
         )  # fmt: skip
         if c.incident_id is None:
             return
-        w.do("SET", k.post_incident(post.key), c.incident_id, "EX", CORRELATION_TTL_S)
+        # Which incident a thread is about is forgotten with the incident (after retention).
+        ttl = max(1, int(self.retention_s))
+        w.do("SET", k.post_incident(post.key), c.incident_id, "EX", ttl)
         for key in thread_keys(k, post):
-            w.do("SET", key, c.incident_id, "EX", CORRELATION_TTL_S)
+            w.do("SET", key, c.incident_id, "EX", ttl)
         summary = {
             "id": post.id,
             "source": post.source,
@@ -363,7 +371,8 @@ class IncidentOwner:
     ) -> None:
         w.then(lambda: metrics.incident_events(events))
         k = self.k
-        w.do("SET", k.incident(after.id), after.model_dump_json())
+        # KEEPTTL: a post joining a resolved incident must not lift its expiry.
+        w.do("SET", k.incident(after.id), after.model_dump_json(), "KEEPTTL")
         if before is None:
             w.do("ZADD", k.incidents, after.opened_at.timestamp(), after.id)
         for event in events:
@@ -372,10 +381,70 @@ class IncidentOwner:
             w.do("XADD", self.events_stream, "*", "data", data)
         self._index(w, before, after)
 
+    def _kept(self, incident_id: str) -> list[str]:
+        """Everything that hangs off an incident and goes with it."""
+        k = self.k
+        return [
+            k.incident(incident_id),
+            k.incident_posts(incident_id),
+            k.incident_timeline(incident_id),
+            k.incident_deliveries(incident_id),
+        ]
+
     def _index(self, w: Guarded, before: Incident | None, after: Incident) -> None:
-        """Keep the index of open incidents in step: the next owner starts from it."""
+        """Keep the indexes in step: open incidents (the next owner starts from them) and
+        resolved ones (expired after retention)."""
+        k = self.k
+        was_open = before is None or before.is_open
         if after.is_open:
             active = (after.last_post_at or after.updated_at).timestamp()
-            w.do("ZADD", self.k.open_incidents, active, after.id)
-        elif before is not None and before.is_open:
-            w.do("ZREM", self.k.open_incidents, after.id)
+            w.do("ZADD", k.open_incidents, active, after.id)
+            if not was_open:  # reopened: kept again
+                w.do("ZREM", k.resolved_incidents, after.id)
+                for key in self._kept(after.id):
+                    w.do("PERSIST", key)
+        elif was_open:
+            w.do("ZREM", k.open_incidents, after.id)
+            resolved = (after.resolved_at or after.updated_at).timestamp()
+            w.do("ZADD", k.resolved_incidents, resolved, after.id)
+            ttl = int(self.retention_s + EXPIRY_SLACK_S)
+            for key in self._kept(after.id):
+                w.do("EXPIRE", key, ttl)
+
+    # --- retention -----------------------------------------------------------------------------
+
+    async def archive_expired(self) -> int:
+        """Resolved incidents past retention: their summary to the archive, the rest deleted.
+        Returns how many."""
+        k = self.k
+        cutoff = utcnow().timestamp() - self.retention_s
+        total = 0
+        while True:
+            ids = [
+                i.decode()
+                for i in await self.redis.zrangebyscore(
+                    k.resolved_incidents, "-inf", cutoff, start=0, num=ARCHIVE_BATCH
+                )
+            ]
+            if not ids:
+                return total
+            found = await self._read_incidents(ids)
+            w = self._fenced()
+            for incident_id in ids:
+                incident = found.get(incident_id)
+                if incident is not None and incident.is_open:  # reopened: not ours to drop
+                    w.do("ZREM", k.resolved_incidents, incident_id)
+                    continue
+                if incident is not None:
+                    summary = ArchivedIncident.of(incident).model_dump_json(exclude_none=True)
+                    w.do(
+                        "XADD", self.archive_stream, "MAXLEN", "~", self.settings.archive_maxlen,
+                        "*", "data", summary,
+                    )  # fmt: skip
+                    total += 1
+                w.do("DEL", *self._kept(incident_id))
+                w.do("ZREM", k.incidents, incident_id)
+                w.do("ZREM", k.resolved_incidents, incident_id)
+            await self._write(w, ())
+            if len(ids) < ARCHIVE_BATCH:
+                return total

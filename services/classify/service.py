@@ -132,7 +132,9 @@ class ClassifyService:
         loop = asyncio.get_running_loop()
         quiet = self.settings.quiet_period_s
         sweep_every = min(30.0, max(0.2, quiet / 10))
-        next_sweep = next_reclaim = next_trim = loop.time()
+        retention_s = self.settings.retention_days * 86_400
+        archive_every = min(60.0, max(0.2, retention_s / 10))
+        next_sweep = next_reclaim = next_trim = next_archive = loop.time()
         group, me = keys.CLASSIFY_GROUP, self.settings.consumer_name
         by_stream = {s.stream.encode(): s for s in self.streams}
         while self.lease.held and not (stop.is_set() or lost.is_set()):
@@ -155,6 +157,10 @@ class ClassifyService:
                 next_sweep = now + sweep_every
                 if resolved := await self.owner.sweep_quiet():
                     log.info("resolved %d incident(s) after %d s without posts", resolved, quiet)
+            if now >= next_archive:
+                next_archive = now + archive_every
+                if archived := await self.owner.archive_expired():
+                    log.info("archived %d incident(s) resolved over their retention", archived)
             if now >= next_trim:
                 next_trim = now + self.settings.trim_interval_s
                 for s in self.streams:

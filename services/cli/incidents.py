@@ -1,4 +1,4 @@
-"""`redalert incidents list|show|ack|resolve|reopen`, through the API."""
+"""`redalert incidents list|archive|show|ack|resolve|reopen`, through the API."""
 
 import argparse
 import getpass
@@ -15,6 +15,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.add_argument("--json", action="store_true", help="print the API's JSON")
     add_api_options(ls)
     ls.set_defaults(func=run_list)
+
+    arc = verbs.add_parser("archive", help="incidents past their retention, last archived first")
+    arc.add_argument("--limit", type=int, default=20)
+    arc.add_argument("--json", action="store_true")
+    add_api_options(arc)
+    arc.set_defaults(func=run_archive)
 
     show = verbs.add_parser("show", help="an incident with its posts, timeline and deliveries")
     show.add_argument("incident_id", help="the incident's id (as `incidents list` shows it)")
@@ -43,6 +49,19 @@ def run_list(args: argparse.Namespace) -> int:
         print(
             f"{i['id']}  {i['status']:<12} {i['severity']:<10} {i['post_count']:>4} posts  "
             f"{i['opened_at'][:19]}  {i['title'][:60]}"
+        )
+    return 0
+
+
+def run_archive(args: argparse.Namespace) -> int:
+    page = fetch(args, "/v1/incidents/archive", {"limit": args.limit})
+    if page is None:
+        return 0
+    for i in page["incidents"]:
+        resolved = (i.get("resolved_at") or "")[:19]
+        print(
+            f"{i['id']}  {i['severity']:<10} {i['post_count']:>4} posts  "
+            f"{i['opened_at'][:19]} .. {resolved:<19}  {i['title'][:50]}"
         )
     return 0
 

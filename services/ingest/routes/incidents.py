@@ -47,6 +47,20 @@ async def list_incidents(
     return [public(i) for i in await c.incidents.list(limit=limit, offset=offset)]
 
 
+@router.get("/v1/incidents/archive", dependencies=[Depends(auth.viewer)])
+async def list_archived(
+    limit: int = Query(50, ge=1, le=500),
+    before: str | None = Query(
+        None, pattern=r"^\d+-\d+$", description="the `next` cursor of the previous page"
+    ),
+    c: Context = Depends(ctx),
+) -> dict[str, Any]:
+    """Incidents past their retention (`REDALERT_RETENTION_DAYS` after resolution): a summary
+    of each, last archived first."""
+    archived, cursor = await c.incidents.archived(limit=limit, before=before)
+    return {"incidents": [a.model_dump(mode="json") for a in archived], "next": cursor}
+
+
 @router.get("/v1/incidents/{incident_id}", dependencies=[Depends(auth.viewer)])
 async def get_incident(incident_id: str, c: Context = Depends(ctx)) -> dict[str, Any]:
     """The incident, its posts with their severities, its transitions, and who was told what."""
