@@ -181,6 +181,9 @@ class Incident(Model):
     severity_trust: float = 1.0
     # Salient words of its posts: a post without a thread joins when its wording is similar.
     terms: list[str] = Field(default_factory=list)
+    # Names of places and things, and identifying numbers, its posts used (terms.names): a post
+    # naming another place or object does not join on shared words.
+    names: list[str] = Field(default_factory=list)
     # The union of its posts' labels; a label's first value stays (shared/labels.union).
     labels: Labels = Field(default_factory=dict)
     # Its posts' warnings (shared.models.Post.warnings), each once, the first MAX_WARNINGS.
@@ -233,6 +236,7 @@ class EventKind(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
     REOPENED = "reopened"
+    WIDENED = "widened"  # a joining post added a source, topic or label: new subscribers may match
 
 
 class CommandAction(StrEnum):

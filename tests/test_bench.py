@@ -22,6 +22,7 @@ CASES = {
         ["--incidents", "5", "--seconds", "0.05"],
         {"statuspage_updates_per_s", "cap_messages_per_s", "classify_hint_us", "refuse_bomb_us"},
     ),
+    "correlation_pairs.py": ([], {"tune_precision", "heldout_precision", "heldout_recall"}),
 }
 
 

@@ -94,3 +94,13 @@ def test_titles_and_apprise_types(kind, severity, title, notify_type):
     assert n.notify_type == notify_type
     assert "harwood: there's a leak" in n.body
     assert "https://ra.example/v1/incidents/inc1" in n.body
+
+
+def test_an_ack_is_never_a_first_page_but_a_later_escalation_is():
+    sub = Subscription(name="made after it opened", min_severity="assessing")
+    ack = event(2, "assessing", "acknowledged").model_copy(update={"kind": EventKind.ACKNOWLEDGED})
+    state, notice = decide(None, ack, sub, NOW)
+    assert notice is None
+    assert not state.firing  # never told: the next change is its first page
+    escalated = event(3, "red_alert", "acknowledged")
+    assert decide(state, escalated, sub, NOW)[1] is NoticeKind.FIRING

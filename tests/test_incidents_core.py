@@ -182,3 +182,21 @@ def test_an_alarm_received_before_the_resolution_does_not_reopen_it():
     fresh.post.received_at = T0 + timedelta(minutes=6)
     t = apply_post(t.incident, fresh, new_id="x", now=T0 + timedelta(minutes=11))
     assert [e.kind for e in t.events] == [EventKind.REOPENED]
+
+
+def test_a_joining_post_that_adds_a_source_or_topic_is_an_event():
+    first = c("red_alert")
+    from_usgs = c("red_alert", topics=("iss", "station"))
+    from_usgs.post.source = "usgs"
+    incident, events = run(first, from_usgs, c("red_alert"))
+    assert [e.kind for e in events] == [EventKind.OPENED, EventKind.WIDENED]
+    assert events[1].reason == "now also source usgs; topic station"
+    assert incident.sources == ["t", "usgs"]
+    assert incident.post_count == 3  # the third added nothing anyone filters on: no event
+
+
+def test_a_post_joining_a_resolved_incident_is_not_a_widening():
+    resolved, _ = run(c("red_alert"), c("no_danger", stand_down=True))
+    late = c("no_danger", topics=("station",))
+    t = apply_post(resolved, late, new_id="inc1", now=T0 + timedelta(hours=1))
+    assert t.events == []

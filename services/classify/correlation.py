@@ -5,7 +5,9 @@ In order:
    names an incident: it joins it — unless that incident was resolved longer ago than the
    reopen window, in which case an alarming post opens a new incident for the thread.
 2. Otherwise, an open incident sharing one of its topics, active within the correlation window,
-   whose posts used similar words (salient words, not stop words): it joins the most similar.
+   whose posts used similar words (salient words, not stop words) or the same place or numbered
+   thing, and named no other place or object (terms.contradicts: "in Springfield" is not "in
+   Shelbyville", "reactor 2" is not "reactor 4"): it joins the most similar.
 3. Otherwise it opens a new incident if it is alarming (assessing or above), or joins nothing.
 """
 
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.classify.incidents import opens_incident
-from services.classify.terms import salient_terms, similarity
+from services.classify.terms import contradicts, names, salient_terms, share_names, similarity
 from shared.models import Classification, Incident
 
 
@@ -49,6 +51,7 @@ def choose(
             return Choice(by_key.id, reason="same thread")
         return Choice(None, new=alarming, reason="its thread's incident was resolved long ago")
     terms = salient_terms(c.post.text)
+    named = names(c.post.text)
     best, best_score = None, 0.0
     for incident in candidates:
         if not incident.is_open or not set(c.topics).intersection(incident.topics):
@@ -56,7 +59,11 @@ def choose(
         idle = (now - (incident.last_post_at or incident.updated_at)).total_seconds()
         if idle > policy.correlation_window_s:
             continue
+        if contradicts(named, incident.names):
+            continue
         score = similarity(terms, incident.terms)
+        if share_names(named, incident.names):  # the same place or numbered thing
+            score = max(score, policy.similarity)
         if score >= policy.similarity and score > best_score:
             best, best_score = incident, score
     if best is not None:

@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from services.classify.terms import merge_terms, salient_terms
+from services.classify.terms import merge_names, merge_terms, names, salient_terms
 from shared.labels import union
 from shared.models import (
     MAX_WARNINGS,
@@ -106,6 +106,7 @@ def apply_post(
             post_count=1,
             severity_trust=c.trust,
             terms=merge_terms([], salient_terms(post.text)),
+            names=merge_names([], names(post.text)),
             labels=dict(post.labels),
             warnings=list(dict.fromkeys(post.warnings))[:MAX_WARNINGS],
             subjects=subjects_of(post.labels),
@@ -117,7 +118,9 @@ def apply_post(
             changed=True,
         )
 
-    nxt = incident.model_copy(deep=True)
+    # A shallow copy: every list or dict changed below is a new one (a deep copy per post was
+    # a tenth of classify's time).
+    nxt = incident.model_copy()
     nxt.post_count += 1
     nxt.last_post_at = max(post.received_at, incident.last_post_at or post.received_at)
     nxt.updated_at = now
@@ -125,13 +128,18 @@ def apply_post(
     nxt.terms = merge_terms(nxt.terms, salient_terms(post.text))
     said = subjects_said(c, incident.subjects)
     nxt.subjects = {**incident.subjects, **said}
+    nxt.names = merge_names(nxt.names, names(post.text))
     if post.source not in nxt.sources:
-        nxt.sources.append(post.source)
+        nxt.sources = [*nxt.sources, post.source]
     nxt.labels = union(nxt.labels, post.labels)
     nxt.warnings = list(dict.fromkeys(nxt.warnings + post.warnings))[:MAX_WARNINGS]
     nxt.version += 1
 
     kind, reason = _post_effect(incident, c, said, nxt.subjects)
+    if kind is None and incident.is_open and (widened := _widened(incident, nxt)):
+        # Who should hear may have changed (subscriptions filter on sources, topics, labels):
+        # an event lets notify tell those who match only now.
+        return Transition(nxt, [_event(EventKind.WIDENED, nxt, incident, c, widened)], True)
     if kind is None:
         return Transition(nxt, [], changed=True)
     if kind is EventKind.REOPENED:
@@ -149,6 +157,18 @@ def apply_post(
         nxt.severity_trust = c.trust
     nxt.peak_severity = max(nxt.peak_severity, nxt.severity)
     return Transition(nxt, [_event(kind, nxt, incident, c, reason)], changed=True)
+
+
+def _widened(before: Incident, after: Incident) -> str:
+    """What a joining post added that subscriptions filter on ('' if nothing)."""
+    parts = []
+    if sources := [s for s in after.sources if s not in before.sources]:
+        parts.append(f"source {', '.join(sources)}")
+    if topics := [t for t in after.topics if t not in before.topics]:
+        parts.append(f"topic {', '.join(topics)}")
+    if labels := [f"{k}={v}" for k, v in after.labels.items() if k not in before.labels]:
+        parts.append(f"label {', '.join(labels)}")
+    return "now also " + "; ".join(parts) if parts else ""
 
 
 def _post_effect(

@@ -66,6 +66,10 @@ def decide(
         and ((prev is not None and prev.escalated_since_ack) or event.kind is EventKind.ESCALATED),
     )
     told = state.model_copy(update={"told_at": now, "repeats": 0})
+    if now_firing and not was and event.kind is EventKind.ACKNOWLEDGED:
+        # Someone is on it: a subscription that never heard of it (made since it opened, or
+        # matching only now) is not paged by the ack. It hears if it escalates.
+        return state.model_copy(update={"firing": False, "severity": None}), None
     if now_firing and not was:
         return told, NoticeKind.FIRING
     if now_firing and was:
