@@ -26,6 +26,7 @@ ROUTES: dict[tuple[str, str], str | None] = {
     ("GET", "/metrics"): None,  # its own optional token: test_metrics_has_its_own_token
     ("POST", "/v1/posts"): "responder",
     ("GET", "/v1/incidents"): "viewer",
+    ("GET", "/v1/incidents/archive"): "viewer",
     ("GET", "/v1/incidents/{incident_id}"): "viewer",
     ("POST", "/v1/incidents/{incident_id}/{action}"): "responder",
     ("GET", "/v1/incidents/{incident_id}/{action}/link"): None,
