@@ -329,9 +329,11 @@ async def test_cap_spec_examples_and_an_alert_update_cancel_chain(
         "area:Galveston_TX": "affected",
     }
     assert (chained["severity"], chained["status"]) == ("no_danger", "resolved")
-    assert kinds(d) == ["opened", "resolved"]
+    # The update added an area label: a "widened" event (subscriptions to that area hear).
+    assert kinds(d) == ["opened", "widened", "resolved"]
     assert d["timeline"][0]["severity"] == "red_alert"
-    assert "cap says msg_type=Cancel" in d["timeline"][1]["reason"]
+    assert d["timeline"][1]["reason"].startswith("now also label")
+    assert "cap says msg_type=Cancel" in d["timeline"][2]["reason"]
     # The spec's examples: the advisory, the storm and the Amber alert are red alerts; the
     # earthquake report (a Past, Minor update) opens nothing.
     titles = {i["title"].split("\n")[0][:40]: i for i in everything}
