@@ -17,8 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.set_defaults(func=run_list)
 
     arc = verbs.add_parser("archive", help="incidents past their retention, last archived first")
-    arc.add_argument("--limit", type=int, default=20)
-    arc.add_argument("--json", action="store_true")
+    arc.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    arc.add_argument("--json", action="store_true", help="print the API's JSON")
     add_api_options(arc)
     arc.set_defaults(func=run_archive)
 
