@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from services import metrics
 from services.ingest.app import create_app
+from shared import logscrub
 from shared.consumer import StreamConsumer
 from shared.redis import broker as make_broker
 from shared.redis import redis_client
@@ -55,6 +56,8 @@ class Runtime:
         self, settings: Settings, services: Iterable[str] = SERVICES, redis: Redis | None = None
     ) -> None:
         self.settings = settings
+        logscrub.install()  # no log line of any library carries a secret (shared/logscrub.py)
+        logscrub.register_settings(settings)
         self.services = list(services)
         unknown = set(self.services) - set(SERVICES)
         if unknown:

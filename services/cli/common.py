@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from shared import logscrub
 from shared.settings import Settings, get_settings
 
 
@@ -17,6 +18,8 @@ def settings() -> Settings:
 
 
 def setup_logging(level: str) -> None:
+    logscrub.install()
+    logscrub.register_settings(get_settings())
     logging.basicConfig(
         level=level,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",

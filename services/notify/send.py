@@ -35,7 +35,7 @@ import httpx
 
 from services.notify import webhook
 from services.notify.render import Notification
-from shared import targets
+from shared import logscrub, targets
 from shared.links import sign_links
 from shared.models import Subscription, utcnow
 from shared.netpolicy import TargetPolicy, TargetRefused
@@ -178,6 +178,7 @@ class Sender:
     async def attempt(self, sub: Subscription, index: int, n: Notification) -> str | None:
         """One try of one target: None on success, else the error (masked)."""
         url = target_urls(sub)[index]
+        logscrub.register(*url_secrets(url), sub.webhook.secret if sub.webhook else None)
         if problem := await self.policy.check_url(url):  # before connecting, on its address
             return f"refused: {problem}"
         if sub.webhook is not None:
