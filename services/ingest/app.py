@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from redis.asyncio import Redis
 
-from services.ingest import console, docs, errors
+from services.ingest import console, contracts, docs, errors
 from services.ingest.audit import AuditMiddleware
 from services.ingest.context import Context
 from services.ingest.http_metrics import HttpMetrics
@@ -84,6 +84,7 @@ def create_app(
     routers += (tokens, audit, grafana, json_webhook)
     for module in routers:
         app.include_router(module.router)
+    contracts.install(app)
     docs.install(app)
     console.install(app)
     return app

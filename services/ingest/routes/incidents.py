@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.ingest.audit import note
 from services.ingest.context import Context, ctx
+from services.ingest.contracts import IncidentDetail, IncidentView
 from shared import auth
 from shared.auth import Principal
 from shared.incidents import public
@@ -37,7 +38,7 @@ class Accepted(BaseModel):
     action: CommandAction
 
 
-@router.get("/v1/incidents", dependencies=[Depends(auth.viewer)])
+@router.get("/v1/incidents", dependencies=[Depends(auth.viewer)], response_model=list[IncidentView])
 async def list_incidents(
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0),
@@ -61,7 +62,11 @@ async def list_archived(
     return {"incidents": [a.model_dump(mode="json") for a in archived], "next": cursor}
 
 
-@router.get("/v1/incidents/{incident_id}", dependencies=[Depends(auth.viewer)])
+@router.get(
+    "/v1/incidents/{incident_id}",
+    dependencies=[Depends(auth.viewer)],
+    response_model=IncidentDetail,
+)
 async def get_incident(incident_id: str, c: Context = Depends(ctx)) -> dict[str, Any]:
     """The incident, its posts with their severities, its transitions, and who was told what."""
     detail = await c.incidents.detail(incident_id)
