@@ -303,7 +303,9 @@ def parse_duration(value: Any) -> Any:
 
 
 # A duration in seconds, written as a number or `90s`, `15m`, `2h`, `1d`.
-Seconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+# At most ten years: a longer one is a typo (or an attack: 1e300 seconds overflows a date).
+MAX_SECONDS = 10 * 366 * 86_400
+Seconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0, le=MAX_SECONDS)]
 
 _CLOCK_RANGE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?-(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

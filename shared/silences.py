@@ -114,7 +114,10 @@ class SilenceSpec(BaseModel):
 
     def to_silence(self, now: datetime) -> Silence:
         starts = self.starts_at or now
-        ends = self.ends_at or starts + timedelta(seconds=self.duration or 0)
+        try:
+            ends = self.ends_at or starts + timedelta(seconds=self.duration or 0)
+        except OverflowError:
+            raise ValueError("duration: ends after the year 9999") from None
         if ends <= starts:
             raise ValueError("ends_at: must be after starts_at")
         if ends <= now:

@@ -7,9 +7,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.redis import NotReplicated
+
+RETRY_AFTER_S = 5  # what a 503 asks clients to wait while Redis is unreachable
 
 
 def field_errors(errors: Sequence[Any], prefix: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
@@ -54,6 +58,16 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Invalid)
     async def _invalid(_: Request, exc: Invalid) -> JSONResponse:
         return unprocessable(exc.errors)
+
+    @app.exception_handler(RedisConnectionError)
+    @app.exception_handler(RedisTimeoutError)
+    async def _redis_down(_: Request, exc: Exception) -> JSONResponse:
+        # Not the client's fault, and not for ever: say so, and when to try again.
+        return JSONResponse(
+            status_code=503,
+            content={"error": "redis unreachable: try again shortly"},
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
 
 
 class BodyLimit:

@@ -41,7 +41,7 @@ class Accepted(BaseModel):
 @router.get("/v1/incidents", dependencies=[Depends(auth.viewer)], response_model=list[IncidentView])
 async def list_incidents(
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=1_000_000),
     c: Context = Depends(ctx),
 ) -> list[dict[str, Any]]:
     """Newest first."""
