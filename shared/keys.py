@@ -200,6 +200,10 @@ class Keys:
         """The secret signing ack/resolve links, when REDALERT_LINK_SECRET is not set."""
         return f"{self.namespace}:link-secret"
 
+    def webhook_nonce(self, nonce: str) -> str:
+        """Set while a signed inbound request is remembered, so a replay of it does nothing."""
+        return f"{self.namespace}:webhook-nonce:{nonce}"
+
     def link_used(self, sig: str) -> str:
         """Set once a signed ack/resolve link was used (until it would have expired)."""
         return f"{self.namespace}:link-used:{sig}"

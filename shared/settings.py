@@ -114,6 +114,12 @@ class Settings(BaseSettings):
         default_factory=list,
         description="When set, the only CIDRs targets may connect to (the deny list still wins).",
     )
+    webhook_window_s: int = Field(
+        default=300,
+        ge=10,
+        le=86_400,
+        description="Signed inbound webhooks: how far X-Redalert-Timestamp may be from now.",
+    )
     max_body_bytes: int = Field(default=5_000_000, ge=1024)
     link_secret: SecretStr | None = Field(
         default=None,

@@ -1,12 +1,14 @@
 """What every route needs, built once per app: settings, Redis, publisher, stores, authority."""
 
+import time
 from dataclasses import dataclass
 
-from fastapi import Request
+from fastapi import HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from redis.asyncio import Redis
 
 from services.ingest.publish import Publisher
+from shared import signing
 from shared.audit import AuditTrail
 from shared.auth import Authority, TokenStore, admin
 from shared.incidents import IncidentReader
@@ -63,3 +65,25 @@ async def check_targets(settings: Settings, urls: dict[tuple[str | int, ...], st
     ]
     if problems:
         raise RequestValidationError(problems)
+
+
+class Replayed(Exception):
+    """A signed request seen before: answered 200 `{"replayed": true}`, and nothing is done."""
+
+
+async def verify_signed(c: Context, secret: str, body: bytes, request: Request) -> None:
+    """401 for a bad, missing or stale signature; Replayed for one already received."""
+    found = signing.check(
+        secret,
+        body,
+        request.headers.get(signing.HEADER),
+        request.headers.get(signing.TIMESTAMP_HEADER),
+        time.time(),
+        c.settings.webhook_window_s,
+        c.settings.dedup_ttl_s,
+    )
+    if found.problem is not None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, found.problem)
+    key = c.keys.webhook_nonce(found.nonce)
+    if not await c.redis.set(key, "1", nx=True, ex=found.remember_s):
+        raise Replayed

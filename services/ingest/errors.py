@@ -11,6 +11,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.ingest.context import Replayed
 from shared.redis import NotReplicated
 
 RETRY_AFTER_S = 5  # what a 503 asks clients to wait while Redis is unreachable
@@ -58,6 +59,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Invalid)
     async def _invalid(_: Request, exc: Invalid) -> JSONResponse:
         return unprocessable(exc.errors)
+
+    @app.exception_handler(Replayed)
+    async def _replayed(_: Request, exc: Replayed) -> JSONResponse:
+        # Acted on once already: a sender retrying gets a 2xx and stops; nothing happens twice.
+        return JSONResponse(status_code=200, content={"replayed": True, "accepted": []})
 
     @app.exception_handler(RedisConnectionError)
     @app.exception_handler(RedisTimeoutError)

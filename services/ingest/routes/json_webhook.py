@@ -13,13 +13,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 
-from services.ingest.context import Context, ctx
+from services.ingest.context import Context, ctx, verify_signed
 from services.ingest.errors import unprocessable
 from services.ingest.routes.sources import poller
 from services.ingest.sources.jsonmap import MappingError
 from services.ingest.sources.poller import Poller
 from services.ingest.sources.spec import SourceKind
-from shared import signing
 from shared.models import utcnow
 
 router = APIRouter(tags=["webhooks"])
@@ -34,13 +33,7 @@ async def json_webhook(
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no json source {name!r}")
     assert source.secret is not None  # required for json sources (spec)
     raw = await request.body()
-    if not signing.valid(
-        source.secret.get_secret_value(), raw, request.headers.get(signing.HEADER)
-    ):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            f"{signing.HEADER}: missing, or not the body's signature with {name!r}'s secret",
-        )
+    await verify_signed(c, source.secret.get_secret_value(), raw, request)
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:

@@ -8,12 +8,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 
 from services.ingest.audit import note
-from services.ingest.context import Context, check_targets, ctx
+from services.ingest.context import Context, check_targets, ctx, verify_signed
 from services.ingest.errors import unprocessable
 from services.ingest.routes.posts import Accepted, posts_or_refusal
 from services.ingest.sources.poller import Poller
 from services.ingest.sources.spec import Source, SourceKind, SourceSpec, public
-from shared import auth, signing
+from shared import auth
 from shared.models import utcnow
 
 router = APIRouter(tags=["sources"])
@@ -97,12 +97,7 @@ async def push_posts(
     if source is None or source.kind is not SourceKind.WEBHOOK or source.secret is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no webhook source {name!r}")
     raw = await request.body()
-    signature = request.headers.get(signing.HEADER)
-    if not signing.valid(source.secret.get_secret_value(), raw, signature):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            f"{signing.HEADER}: missing, or not the body's signature with {name!r}'s secret",
-        )
+    await verify_signed(c, source.secret.get_secret_value(), raw, request)
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:

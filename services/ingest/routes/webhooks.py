@@ -15,13 +15,13 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from services.ingest import alertmanager as am
-from services.ingest.context import Context, ctx
+from services.ingest.context import Context, ctx, verify_signed
 from services.ingest.errors import Invalid
-from shared import auth, signing
+from shared import auth
 from shared.labels import clean as clean_labels
 from shared.models import CommandAction, IncidentCommand, Post
 from shared.severity import Severity
@@ -31,16 +31,14 @@ router = APIRouter(tags=["webhooks"])
 M = TypeVar("M", bound=BaseModel)
 
 
-async def _authenticated(request: Request, secret: SecretStr | None, model: type[M]) -> M:
-    """The body, checked: signed (or the API token), JSON, and valid (422 naming the field)."""
+async def _authenticated(
+    c: Context, request: Request, secret: SecretStr | None, model: type[M]
+) -> M:
+    """The body, checked: signed (or the API token), JSON, and valid (422 naming the field).
+    A signed request already received is answered without acting (shared/signing.py)."""
     body = await request.body()
     if secret is not None:
-        header = request.headers.get(signing.HEADER)
-        if not signing.valid(secret.get_secret_value(), body, header):
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                detail=f"missing or bad {signing.HEADER} (sha256=<HMAC-SHA256 of the body>)",
-            )
+        await verify_signed(c, secret.get_secret_value(), body, request)
     else:
         await auth.responder(request, await auth.bearer(request))
     try:
@@ -109,7 +107,7 @@ class PagerDutyEvent(BaseModel):
 
 @router.post("/v1/webhooks/pagerduty", status_code=202)
 async def pagerduty(request: Request, c: Context = Depends(ctx)) -> Any:
-    event = await _authenticated(request, c.settings.pagerduty_secret, PagerDutyEvent)
+    event = await _authenticated(c, request, c.settings.pagerduty_secret, PagerDutyEvent)
     dedup_key = event.dedup_key or uuid.uuid4().hex
     if event.event_action == "trigger":
         payload = event.payload
@@ -173,7 +171,7 @@ class AlertmanagerWebhook(BaseModel):
 
 @router.post("/v1/webhooks/alertmanager", status_code=202)
 async def alertmanager(request: Request, c: Context = Depends(ctx)) -> Any:
-    hook = await _authenticated(request, c.settings.alertmanager_secret, AlertmanagerWebhook)
+    hook = await _authenticated(c, request, c.settings.alertmanager_secret, AlertmanagerWebhook)
     group_by = c.settings.alertmanager_group_labels
     table = c.settings.alertmanager_severity_table
     groups = AlertGroups(c) if group_by else None
