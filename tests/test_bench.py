@@ -23,6 +23,10 @@ CASES = {
         {"statuspage_updates_per_s", "cap_messages_per_s", "classify_hint_us", "refuse_bomb_us"},
     ),
     "correlation_pairs.py": ([], {"tune_precision", "heldout_precision", "heldout_recall"}),
+    "console.py": (
+        ["--incidents", "3", "--rounds", "2"],
+        {"list_page_ms", "incident_page_ms", "rules_page_ms", "live_event_ms"},
+    ),
 }
 
 

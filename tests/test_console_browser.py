@@ -139,6 +139,14 @@ def test_create_and_expire_a_silence(browser, make_settings):
     with served(settings):
         browser.get(base + "/silences")
         _wait_text(browser, "#silence-list", "No silences")
+        # Keyboard first: the first Tab reaches "Skip to content", the next the navigation.
+        from selenium.webdriver.common.action_chains import ActionChains
+        from selenium.webdriver.common.keys import Keys
+
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        assert browser.switch_to.active_element.text == "Skip to content"
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        assert browser.switch_to.active_element.get_attribute("class") == "brand"
         _find(browser, "#s-topic").send_keys("chemical")
         _find(browser, "#s-duration").clear()
         _find(browser, "#s-duration").send_keys("90m")
