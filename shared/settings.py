@@ -120,6 +120,15 @@ class Settings(BaseSettings):
         le=86_400,
         description="Signed inbound webhooks: how far X-Redalert-Timestamp may be from now.",
     )
+    max_subscriptions: int = Field(
+        default=2_000, ge=1, le=1_000_000, description="At most this many subscriptions."
+    )
+    max_silences: int = Field(
+        default=2_000, ge=1, le=1_000_000, description="At most this many silences (kept ones)."
+    )
+    max_sources: int = Field(
+        default=500, ge=1, le=100_000, description="At most this many sources."
+    )
     max_body_bytes: int = Field(default=5_000_000, ge=1024)
     link_secret: SecretStr | None = Field(
         default=None,

@@ -76,3 +76,28 @@ async def test_while_redis_is_away_the_api_answers_503_and_recovers_at_once(
             print(f"first answer after Redis came back: {time.monotonic() - started:.2f} s")
     finally:
         own.stop()
+
+
+async def test_what_users_can_create_is_capped_with_a_409_naming_the_cap(
+    make_settings, redis, run_services
+):
+    settings = make_settings(max_subscriptions=2, max_silences=1, max_sources=1)
+    base = f"http://127.0.0.1:{settings.http_port}"
+    async with run_services(settings, "ingest"), httpx.AsyncClient(base_url=base) as api:
+        for i in range(2):
+            sub = {"name": f"s{i}", "urls": [f"json://127.0.0.1:9/{i}"]}
+            assert (await api.post("/v1/subscriptions", json=sub)).status_code == 201
+        silence = {**SILENCE, "duration": "1h"}
+        assert (await api.post("/v1/silences", json=silence)).status_code == 201
+        hook = {"name": "h0", "kind": "webhook", "secret": "s" * 16}
+        assert (await api.post("/v1/sources", json=hook)).status_code == 201
+        over = [
+            await api.post("/v1/subscriptions", json={"name": "s9", "urls": ["json://h.example/"]}),
+            await api.post("/v1/silences", json=silence),
+            await api.post("/v1/sources", json={**hook, "name": "h1"}),
+        ]
+    assert [r.status_code for r in over] == [409, 409, 409]
+    errors = [r.json()["detail"] for r in over]
+    assert "REDALERT_MAX_SUBSCRIPTIONS" in errors[0]
+    assert "REDALERT_MAX_SILENCES" in errors[1]
+    assert "REDALERT_MAX_SOURCES" in errors[2]

@@ -87,3 +87,13 @@ async def verify_signed(c: Context, secret: str, body: bytes, request: Request) 
     key = c.keys.webhook_nonce(found.nonce)
     if not await c.redis.set(key, "1", nx=True, ex=found.remember_s):
         raise Replayed
+
+
+async def within_cap(c: Context, key: str, cap: int, what: str, setting: str) -> None:
+    """409 naming the cap when `key` (a hash) already holds `cap` entries: what users can create
+    is bounded, so nobody can make every event read twenty thousand subscriptions."""
+    if await c.redis.hlen(key) >= cap:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"{what}: at most {cap} ({setting}); remove some first",
+        )

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, sta
 from fastapi.exceptions import RequestValidationError
 
 from services.ingest.audit import note
-from services.ingest.context import Context, ctx
+from services.ingest.context import Context, ctx, within_cap
 from shared import auth
 from shared.auth import Principal
 from shared.silences import Silence, SilenceSpec, SilenceStore
@@ -32,8 +32,12 @@ async def create_silence(
     request: Request,
     who: Principal = Depends(auth.responder),
     silences: SilenceStore = Depends(store),
+    c: Context = Depends(ctx),
 ) -> dict[str, Any]:
     """The author recorded is the token's name (the `author` given is kept in the comment)."""
+    await within_cap(
+        c, c.keys.silences, c.settings.max_silences, "silences", "REDALERT_MAX_SILENCES"
+    )
     now = datetime.now(UTC)
     if who.authenticated and spec.author != who.name:
         claimed = f"(author given: {spec.author}) "

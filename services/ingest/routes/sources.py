@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 
 from services.ingest.audit import note
-from services.ingest.context import Context, check_targets, ctx, verify_signed
+from services.ingest.context import Context, check_targets, ctx, verify_signed, within_cap
 from services.ingest.errors import unprocessable
 from services.ingest.routes.posts import Accepted, posts_or_refusal
 from services.ingest.sources.poller import Poller
@@ -36,9 +36,14 @@ async def _existing(p: Poller, name: str) -> Source:
 
 @router.post("/v1/sources", status_code=201, dependencies=[Depends(auth.admin)])
 async def create_source(
-    spec: SourceSpec, request: Request, p: Poller = Depends(poller)
+    spec: SourceSpec,
+    request: Request,
+    p: Poller = Depends(poller),
+    c: Context = Depends(ctx),
 ) -> dict[str, Any]:
     """Add a source; a polled one is first polled at once."""
+    cap = p.settings.max_sources
+    await within_cap(c, c.keys.sources, cap, "sources", "REDALERT_MAX_SOURCES")
     if spec.url:
         await check_targets(p.settings, {("url",): spec.url})
     source = Source(**spec.model_dump(), origin="api")

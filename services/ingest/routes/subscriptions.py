@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.ingest.audit import note
-from services.ingest.context import Context, check_targets, ctx
+from services.ingest.context import Context, check_targets, ctx, within_cap
 from services.notify.circuit import CircuitStore
 from services.notify.render import render_test
 from services.notify.send import Sender
@@ -82,6 +82,8 @@ def _validated(data: dict[str, Any]) -> SubscriptionSpec:
 async def create_subscription(
     spec: SubscriptionSpec, request: Request, c: Context = Depends(ctx)
 ) -> dict[str, Any]:
+    cap = c.settings.max_subscriptions
+    await within_cap(c, c.keys.subscriptions, cap, "subscriptions", "REDALERT_MAX_SUBSCRIPTIONS")
     await check_targets(c.settings, _targets(spec))
     sub = spec.to_subscription(origin="api")
     await _put_unique(c, sub)
