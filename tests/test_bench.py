@@ -27,6 +27,10 @@ CASES = {
         ["--incidents", "3", "--rounds", "2"],
         {"list_page_ms", "incident_page_ms", "rules_page_ms", "live_event_ms"},
     ),
+    "oncall.py": (
+        ["--seconds", "0.05", "--pages", "2"],
+        {"matcher_checks_per_s", "on_call_us", "route_decide_us", "page_p50_ms"},
+    ),
 }
 
 
