@@ -46,7 +46,9 @@ class PostInIncident(_Open):
 
 
 class TimelineEntry(_Open):
-    event_id: str
+    # Transitions have an event id; escalation lines (escalation_started, page, escalation_held,
+    # escalation_stopped: services/notify/escalation.py) have none, and name their `policy`.
+    event_id: str | None = None
     kind: str
     at: str
     severity: str

@@ -358,8 +358,9 @@ class EscalationService:
         **extra: Any,
     ) -> None:
         entry = log_entry(kind, state, at, reason, **extra)
-        if incident is not None:  # as transitions show it: the incident's state at that moment
-            entry |= {"severity": incident.severity.value, "status": incident.status.value}
+        # As transitions show it: the incident's state at that moment ("" when it is gone).
+        entry["severity"] = incident.severity.value if incident else ""
+        entry["status"] = incident.status.value if incident else ""
         key = self.k.escalation_log(state.incident_id)
         write.do("RPUSH", key, json.dumps(entry))
         write.do("EXPIRE", key, STATE_TTL_S)
