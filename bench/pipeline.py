@@ -3,11 +3,14 @@
     python bench/pipeline.py [--posts N] [--json] [--redis-url URL]
 
 Publishes N posts (the ISS thread's 14 texts, over N/14 threads) straight to `posts` with
-pipelined XADD, runs classify and notify in this process, and reports:
+pipelined XADD, runs classify and notify in this process (with `--subscriptions` json:// targets
+on a local sink, 10 by default), and reports:
 - posts_per_s: N / (time from the first XADD until notify consumed the last incident event);
 - p50_ms / p99_ms: from a post's publication to notify consuming the incident event it caused;
 - redis_xadd_per_s: the raw rate of pipelined XADD with redis-py on the same Redis, same run,
-  so the ratio between redalert and Redis itself is visible.
+  so the ratio between redalert and Redis itself is visible;
+- where classify's time goes, per post (decode, rules, read, decide, encode, write), and
+  notify's per incident event.
 By default all N posts are published at once (a burst: latency then includes the queue);
 `--rate R` publishes R posts per second instead, to see latency under a sustained load.
 Runs in its own namespace, deleted afterwards. Uses $REDALERT_REDIS_URL, else 127.0.0.1:6379,
@@ -27,18 +30,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import uvloop  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 
+from bench.fanout import sink_process  # noqa: E402
 from services.classify.service import ClassifyService  # noqa: E402
 from services.notify.service import NotifyService  # noqa: E402
 from shared import keys  # noqa: E402
 from shared.codec import decode  # noqa: E402
 from shared.consumer import Batch  # noqa: E402
 from shared.embedded import reachable_redis  # noqa: E402
-from shared.models import IncidentEvent, Post  # noqa: E402
+from shared.models import IncidentEvent, Post, Subscription  # noqa: E402
 from shared.redis import broker as make_broker  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 from shared.startup import prepare  # noqa: E402
+from shared.subscriptions import SubscriptionStore  # noqa: E402
 
 SEED = ROOT / "examples" / "iss-coolant-leak.jsonl"
 CHUNK = 1_000
@@ -64,7 +70,9 @@ async def xadd_rate(redis: Redis, stream: str, payload: str, n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-async def run(n: int, redis_url: str, rate: float | None = None) -> dict[str, float]:
+async def run(
+    n: int, redis_url: str, rate: float | None = None, subscriptions: int = 10, sink: int = 0
+) -> dict[str, float]:
     settings = Settings(
         _env_file=None,
         redis_url=redis_url,
@@ -81,18 +89,24 @@ async def run(n: int, redis_url: str, rate: float | None = None) -> dict[str, fl
     seen_events = 0
     try:
         await prepare(redis, settings)
+        store = SubscriptionStore(redis, k)
+        for i in range(subscriptions):  # each its own json:// URL on one local sink
+            await store.put(Subscription(name=f"sub-{i}", urls=[f"json://127.0.0.1:{sink}/s/{i}"]))
         classify = ClassifyService(redis, settings)
         notify = NotifyService(redis, settings)
         inner = notify.on_events
+        notify_s = 0.0
 
         async def probe(batch: Batch) -> None:
-            nonlocal seen_events
+            nonlocal seen_events, notify_s
             now = time.time()
             for entry in batch.entries:
                 event = decode(entry.fields, IncidentEvent)
                 if event.post is not None:
                     latencies.append((now - event.post.received_at.timestamp()) * 1000)
+            t0 = time.perf_counter()
             await inner(batch)
+            notify_s += time.perf_counter() - t0
             seen_events += len(batch.entries)
             if expected_events is not None and seen_events >= expected_events:
                 consumed.set()
@@ -122,7 +136,9 @@ async def run(n: int, redis_url: str, rate: float | None = None) -> dict[str, fl
         async with asyncio.timeout(600):  # a stuck pipeline is an error, not a hang
             while await redis.xlen(classified) < n:  # noqa: ASYNC110 (polling Redis, not a flag)
                 await asyncio.sleep(0.01)
-        expected_events = await redis.xlen(k.stream(keys.INCIDENT_EVENTS))
+        # Entries added, not the length: notify trims what it consumed.
+        info = await redis.xinfo_stream(k.stream(keys.INCIDENT_EVENTS))
+        expected_events = int(info["entries-added"])
         if seen_events < expected_events:
             await asyncio.wait_for(consumed.wait(), timeout=120)
         elapsed = time.perf_counter() - started
@@ -137,7 +153,14 @@ async def run(n: int, redis_url: str, rate: float | None = None) -> dict[str, fl
             await redis.unlink(key)
         await redis.aclose()
     latencies.sort()
+    stages = {
+        f"{stage}_us_per_post": round(classify.timings[stage] / n * 1e6, 1)
+        for stage in ("decode", "rules", "read", "decide", "encode", "write")
+    }
     return {
+        **stages,
+        "notify_us_per_event": round(notify_s / max(1, expected_events or 0) * 1e6, 1),
+        "subscriptions": subscriptions,
         "posts": n,
         "events": expected_events or 0,
         "seconds": round(elapsed, 3),
@@ -152,11 +175,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--posts", type=int, default=20_000)
     parser.add_argument("--rate", type=float, help="publish this many posts/s (default: a burst)")
+    parser.add_argument(
+        "--subscriptions", type=int, default=10, help="json:// subscriptions on a local sink"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--redis-url", default=os.environ.get("REDALERT_REDIS_URL"))
     args = parser.parse_args()
-    with reachable_redis(args.redis_url) as url:
-        result = asyncio.run(run(args.posts, url, args.rate))
+    with reachable_redis(args.redis_url) as url, sink_process(0) as sink:
+        result = uvloop.run(run(args.posts, url, args.rate, args.subscriptions, sink))
     if args.json:
         print(json.dumps(result))
     else:
@@ -172,6 +198,16 @@ def main() -> int:
         print(
             f"  redis XADD      {result['redis_xadd_per_s']:>10,.0f} entries/s "
             f"(pipelined; redalert does {result['posts_per_s'] / result['redis_xadd_per_s']:.1%})"
+        )
+        stages = ", ".join(
+            f"{k.removesuffix('_us_per_post')} {v}"
+            for k, v in result.items()
+            if "_us_per_post" in k
+        )
+        print(f"  classify        µs per post: {stages}")
+        print(
+            f"  notify          {result['notify_us_per_event']} µs per incident event "
+            f"({result['subscriptions']} subscriptions)"
         )
     return 0
 

@@ -29,11 +29,15 @@ class StartupError(RuntimeError):
     """A reason not to start that fits on one line (and names the setting to change)."""
 
 
-def listen(host: str, port: int, setting: str) -> socket.socket:
-    """Bind the port now, before joining any consumer group, so a busy port fails cleanly."""
+def listen(host: str, port: int, setting: str, *, reuse_port: bool = False) -> socket.socket:
+    """Bind the port now, before joining any consumer group, so a busy port fails cleanly.
+    `reuse_port`: several processes share it (SO_REUSEPORT; `--workers`), the kernel spreads
+    connections among them."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        return socket.create_server((host, port), family=family, backlog=2048)
+        return socket.create_server(
+            (host, port), family=family, backlog=2048, reuse_port=reuse_port
+        )
     except OSError as e:
         raise StartupError(
             f"cannot listen on {host}:{port} ({e.strerror or e}): "
@@ -53,11 +57,17 @@ class _Server(uvicorn.Server):
 
 class Runtime:
     def __init__(
-        self, settings: Settings, services: Iterable[str] = SERVICES, redis: Redis | None = None
+        self,
+        settings: Settings,
+        services: Iterable[str] = SERVICES,
+        redis: Redis | None = None,
+        *,
+        reuse_port: bool = False,
     ) -> None:
         self.settings = settings
         logscrub.install()  # no log line of any library carries a secret (shared/logscrub.py)
         logscrub.register_settings(settings)
+        self.reuse_port = reuse_port
         self.services = list(services)
         unknown = set(self.services) - set(SERVICES)
         if unknown:
@@ -77,7 +87,9 @@ class Runtime:
         host = self.settings.http_host
         try:
             if "ingest" in self.services:
-                sock = listen(host, self.settings.http_port, "REDALERT_HTTP_PORT")
+                sock = listen(
+                    host, self.settings.http_port, "REDALERT_HTTP_PORT", reuse_port=self.reuse_port
+                )
             if self.settings.metrics_port is not None:
                 metrics_sock = listen(host, self.settings.metrics_port, "REDALERT_METRICS_PORT")
                 self._tasks.append(
@@ -193,9 +205,9 @@ class Runtime:
         log.info("redalert stopped")
 
 
-async def serve(settings: Settings, services: Iterable[str]) -> None:
+async def serve(settings: Settings, services: Iterable[str], *, reuse_port: bool = False) -> None:
     """Run until SIGINT, SIGTERM or SIGHUP (the terminal closed), then stop cleanly."""
-    runtime = Runtime(settings, services)
+    runtime = Runtime(settings, services, reuse_port=reuse_port)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, runtime.request_stop)

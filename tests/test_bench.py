@@ -31,6 +31,10 @@ CASES = {
         ["--seconds", "0.05", "--pages", "2"],
         {"matcher_checks_per_s", "on_call_us", "route_decide_us", "page_p50_ms"},
     ),
+    "ingest_http.py": (
+        ["--seconds", "0.3", "--batch", "5", "--connections", "2"],
+        {"batch_posts_per_s", "single_requests_per_s"},
+    ),
 }
 
 

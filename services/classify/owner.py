@@ -21,6 +21,8 @@ lease moved: nothing was written, the entries stay pending and the next owner ap
 import hashlib
 import json
 import logging
+import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -111,6 +113,7 @@ class IncidentOwner:
         self.by_topic: dict[str, set[str]] = {}
         self.stale = True
         self.batches_written = 0
+        self.timings: Counter[str] = Counter()  # seconds per stage (see ClassifyService)
 
     # --- memory ----------------------------------------------------------------------------------
 
@@ -186,6 +189,8 @@ class IncidentOwner:
     ) -> None:
         if not items:
             return
+        clock = time.perf_counter
+        t0 = clock()
         await self._fresh()
         k = self.k
         lookups = list(dict.fromkeys(key for _, c in items for key in lookup_keys(k, c.post)))
@@ -198,14 +203,24 @@ class IncidentOwner:
         applied = {c.post.key for _, c in items if next(replies)}
         correlation = {key: v.decode() for key in lookups if (v := next(replies)) is not None}
         state = await self._known(correlation.values())
+        t1 = clock()
         fresh, changes = self._decide([c for _, c in items], applied, correlation, state, utcnow())
+        t2 = clock()
         w = self._fenced()
         for c in fresh:
             self._write_classification(w, c)
+        for incident_id in {c.incident_id for c in fresh if c.incident_id}:
+            w.do("LTRIM", k.incident_posts(incident_id), -INCIDENT_POSTS_KEPT, -1)
         for ch in changes.values():
             self._write_incident(w, ch.before, ch.after, ch.events)
         w.do(*batch.xack([e for e, _ in items]))
+        t3 = clock()
         await self._write(w, changes.values())
+        t4 = clock()
+        self.timings["read"] += t1 - t0
+        self.timings["decide"] += t2 - t1
+        self.timings["encode"] += t3 - t2
+        self.timings["write"] += t4 - t3
 
     def _decide(
         self,
@@ -364,7 +379,6 @@ class IncidentOwner:
             "received_at": post.received_at.isoformat(),
         }
         w.do("RPUSH", k.incident_posts(c.incident_id), json.dumps(summary))
-        w.do("LTRIM", k.incident_posts(c.incident_id), -INCIDENT_POSTS_KEPT, -1)
 
     def _write_incident(
         self, w: Guarded, before: Incident | None, after: Incident, events: list[IncidentEvent]

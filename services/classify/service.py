@@ -9,6 +9,8 @@ off: the batch in hand is written, the lease released, and a standby takes over 
 import asyncio
 import contextlib
 import logging
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
@@ -53,6 +55,8 @@ class ClassifyService:
             StreamConsumer(redis, settings, keys.COMMANDS, self.on_commands),
         ]
         self.consumers: list[StreamConsumer] = []
+        # Seconds spent per stage, and posts seen (bench/pipeline.py reports them per post).
+        self.timings: Counter[str] = self.owner.timings
 
     @property
     def engine(self) -> Engine:
@@ -62,12 +66,17 @@ class ClassifyService:
         await self.rules.ready.wait()  # the rules in Redis, not only the file's, from the start
         engine = self.engine  # one rules version for the whole batch
         classified = []
+        clock = time.perf_counter
+        started = clock()
+        decoding = 0.0
         for entry in batch.entries:
+            t0 = clock()
             try:
                 post = decode(entry.fields, Post)
             except DecodeError as e:
                 batch.deadletter(entry, f"undecodable post: {e}")
                 continue
+            decoding += clock() - t0
             try:
                 c: Classification = engine.classify(post)
             except Exception as e:  # a rules bug must not hold the other posts back
@@ -75,7 +84,11 @@ class ClassifyService:
                 batch.fail(entry, f"classification failed: {type(e).__name__}: {e}")
                 continue
             classified.append((entry, c))
+        ruled = clock()
         await self.owner.apply_posts(batch, classified)
+        self.timings["decode"] += decoding
+        self.timings["rules"] += ruled - started - decoding
+        self.timings["posts"] += len(batch.entries)
 
     async def on_commands(self, batch: Batch) -> None:
         commands = []

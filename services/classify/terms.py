@@ -2,7 +2,8 @@
 event — and the names and numbers that tell one place or object from another."""
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
+from functools import lru_cache
 
 MAX_TERMS = 200
 MIN_SHARED = 2
@@ -38,14 +39,16 @@ def _stem(word: str) -> str:
     return word
 
 
-def salient_terms(text: str) -> set[str]:
+@lru_cache(maxsize=4096)
+def salient_terms(text: str) -> frozenset[str]:
+    # Cached: correlation and the incident state machine both ask, and feeds repeat texts.
     terms = set()
     for match in _WORD.finditer(text.lower()):
         word = match.group().strip("'’-")
         if len(word) < 3 or word in STOP_WORDS:
             continue
         terms.add(_stem(word))
-    return terms
+    return frozenset(terms)
 
 
 def merge_terms(known: Sequence[str], new: Iterable[str]) -> list[str]:
@@ -58,7 +61,7 @@ def merge_terms(known: Sequence[str], new: Iterable[str]) -> list[str]:
     return list(seen)
 
 
-def similarity(post_terms: set[str], incident_terms: Iterable[str]) -> float:
+def similarity(post_terms: Set[str], incident_terms: Iterable[str]) -> float:
     """The share of the post's salient words the incident has seen (0 below MIN_SHARED words)."""
     if not post_terms:
         return 0.0
@@ -92,7 +95,8 @@ NUMBERED = frozenset(
 )
 
 
-def names(text: str) -> set[str]:
+@lru_cache(maxsize=4096)
+def names(text: str) -> frozenset[str]:
     """Names of places and things in a post, lower-cased: capitalised words not opening a
     sentence ("… in Springfield", "Main Street"; an opening one when a capitalised word follows,
     "Cedar Creek"), acronyms marked `^` ("^usgs"; sources and agencies more than places, so they
@@ -138,7 +142,7 @@ def names(text: str) -> set[str]:
         previous = low
     if place:
         out.add("@" + " ".join(place))
-    return out
+    return frozenset(out)
 
 
 def merge_names(known: Sequence[str], new: Iterable[str]) -> list[str]:
@@ -151,7 +155,7 @@ def merge_names(known: Sequence[str], new: Iterable[str]) -> list[str]:
     return list(seen)
 
 
-def contradicts(post_names: set[str], incident_names: Iterable[str]) -> bool:
+def contradicts(post_names: Set[str], incident_names: Iterable[str]) -> bool:
     """The post names another place or object than the incident does:
     - it says where (`@`, "in Shelbyville"), the incident said where too, and never this place;
     - or it has identifying numbers, the incident has some too, and they share none;
@@ -172,6 +176,6 @@ def contradicts(post_names: set[str], incident_names: Iterable[str]) -> bool:
     return bool(plain and known_plain and not plain & known_plain)
 
 
-def share_names(post_names: set[str], incident_names: Iterable[str]) -> bool:
+def share_names(post_names: Set[str], incident_names: Iterable[str]) -> bool:
     """They name the same place or numbered thing (acronyms aside): strong evidence."""
     return any(n[0] != "^" for n in post_names.intersection(incident_names))
