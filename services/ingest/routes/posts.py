@@ -11,7 +11,7 @@ from services.ingest.context import Context, ctx
 from services.ingest.errors import field_errors, unprocessable
 from shared import auth, metrics
 from shared.labels import Labels
-from shared.models import Identifier, Post, new_id, utcnow
+from shared.models import Identifier, Post, utcnow
 
 MAX_POSTS = 1_000
 
@@ -34,11 +34,10 @@ class PostIn(BaseModel):
     labels: Labels = Field(default_factory=dict)
 
     def to_post(self, received_at: datetime) -> Post:
-        # Every field was validated just now, by the same rules as Post's: build it without
-        # validating again (that was a fifth of ingest's time on a batch).
+        # Its fields as they are (not model_dump, which was a fifth of ingest's time on a
+        # batch): Post validates them again, cheaply; model_construct is slower still.
         fields = {k: v for k, v in self.__dict__.items() if v is not None}
-        fields.setdefault("id", new_id())
-        return Post.model_construct(received_at=received_at, **fields)
+        return Post(received_at=received_at, **fields)
 
 
 class Accepted(BaseModel):
