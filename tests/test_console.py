@@ -304,3 +304,26 @@ async def test_console_changes_are_in_the_audit_trail(make_settings, run_service
     actions = [(e["actor"], e["action"], e["target"]) for e in entries]
     assert ("api-token", "POST /incidents/{incident_id}/{action}", incident_id) in actions
     assert not [a for a in actions if "rules/check" in a[1]]  # trying is not a change
+
+
+async def test_a_person_sees_refusals_as_a_page_and_the_api_still_answers_json(
+    settings, run_services
+):
+    async with run_services(settings, "ingest"), browser(settings) as web:
+        page = (await web.get("/")).text
+        too_long = await web.post(
+            "/incidents/nope/ack", data={"csrf": csrf_of(page), "note": "x" * 3_000}
+        )
+        missing = await web.get("/incidents/nope")
+        api = await web.post(
+            "/v1/incidents/nope/ack",
+            json={"note": "x" * 3_000},
+            headers={"accept": "application/json"},
+        )
+    assert too_long.status_code == 422
+    assert "Please check what you sent" in too_long.text
+    assert "note" in too_long.text
+    assert missing.status_code == 404
+    assert "Not found" in missing.text
+    assert api.status_code == 422
+    assert "note" in api.json()["error"]
