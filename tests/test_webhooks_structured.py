@@ -133,7 +133,10 @@ async def test_grafana_firing_then_resolved_moves_one_incident(
         again = await w.post("/v1/webhooks/grafana", content=firing, headers=grafana(firing))
         over = json.dumps(resolved(GRAFANA_FIRING)).encode()
         stale = await w.post("/v1/webhooks/grafana", content=over, headers=grafana(over, -600))
-        last = await w.post("/v1/webhooks/grafana", content=over, headers=grafana(over, 0))
+        now_signed = grafana(over, 0)
+        last = await w.post("/v1/webhooks/grafana", content=over, headers=now_signed)
+        # The same signed request again (a replay, or a sender's retry) is not acted on twice.
+        replay = await w.post("/v1/webhooks/grafana", content=over, headers=now_signed)
         await eventually(lambda: the_incident(c, status="resolved"))
         incident = await the_incident(c)
         d = (await c.get(f"/v1/incidents/{incident['id']}")).json()
@@ -144,6 +147,7 @@ async def test_grafana_firing_then_resolved_moves_one_incident(
     assert (first.status_code, first.json()) == (202, {"posts": 1, "duplicates": 0})
     assert again.json() == {"posts": 0, "duplicates": 1}
     assert last.json() == {"posts": 1, "duplicates": 0}
+    assert (replay.status_code, replay.json()["replayed"]) == (200, True)
     assert [e["kind"] for e in d["timeline"]] == ["opened", "resolved"]
     assert d["timeline"][0]["severity"] == "red_alert"
     assert "grafana says status=resolved" in d["timeline"][1]["reason"]

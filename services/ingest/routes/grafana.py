@@ -10,7 +10,9 @@ Signed: with REDALERT_GRAFANA_SECRET set, a request carries either Grafana's own
 the contact point's "HMAC Signature" with that secret: `X-Grafana-Alerting-Signature`, bare hex
 HMAC-SHA256 of the body — or of `<timestamp>:<body>` when the timestamp header is set to
 `X-Grafana-Alerting-Signature-Timestamp`, then no older than 5 minutes), or redalert's
-`X-Redalert-Signature: sha256=<hex HMAC of the body>`. Without the secret the API token applies.
+(`X-Redalert-Signature`, with or without `X-Redalert-Timestamp`: shared/signing.py). Either way a
+signed request is acted on once: a replay answers 200 `{"replayed": true}` and does nothing.
+Without the secret a responder's token applies.
 """
 
 import hashlib
@@ -22,10 +24,10 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from services.ingest.context import Context, ctx
+from services.ingest.context import Context, Replayed, ctx, verify_signed
 from services.ingest.errors import Invalid
 from services.ingest.sources.text import clip
-from shared import auth, signing
+from shared import auth
 from shared.labels import clean as clean_labels
 from shared.models import Post, SourceHint
 
@@ -47,26 +49,27 @@ def grafana_signed(secret: str, body: bytes, signature: str, timestamp: str | No
     return hmac.compare_digest(expected, signature.strip().lower())
 
 
-async def _signed_body(request: Request, secret: SecretStr | None) -> "GrafanaWebhook":
+async def _signed_body(c: Context, request: Request, secret: SecretStr | None) -> "GrafanaWebhook":
+    """The body, checked: signed (Grafana's way or redalert's), or a responder's token. A signed
+    request already received is answered without acting (shared/signing.py)."""
     body = await request.body()
     if secret is None:  # a responder's token, as for the other tools' webhooks
         await auth.responder(request, await auth.bearer(request))
-    else:
-        key, headers = secret.get_secret_value(), request.headers
-        ours = headers.get(signing.HEADER)
-        theirs = headers.get(GRAFANA_SIGNATURE)
-        if not (
-            (ours is not None and signing.valid(key, body, ours))
-            or (
-                theirs is not None
-                and grafana_signed(key, body, theirs, headers.get(GRAFANA_TIMESTAMP))
-            )
-        ):
+    elif (theirs := request.headers.get(GRAFANA_SIGNATURE)) is not None:
+        timestamp = request.headers.get(GRAFANA_TIMESTAMP)
+        if not grafana_signed(secret.get_secret_value(), body, theirs, timestamp):
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
-                f"missing or bad {GRAFANA_SIGNATURE} (hex HMAC-SHA256 of the body) or "
-                f"{signing.HEADER} (sha256=<HMAC-SHA256 of the body>)",
+                f"{GRAFANA_SIGNATURE}: not the hex HMAC-SHA256 of the body (or of "
+                f"<{GRAFANA_TIMESTAMP}>:<body>, within {WINDOW_S} s) with the secret",
             )
+        # Acted on once, like every signed request: remembered while a replay could verify.
+        remember = 2 * WINDOW_S if timestamp is not None else c.settings.dedup_ttl_s
+        nonce = hashlib.sha256(theirs.strip().lower().encode()).hexdigest()[:32]
+        if not await c.redis.set(c.keys.webhook_nonce(nonce), "1", nx=True, ex=remember):
+            raise Replayed
+    else:
+        await verify_signed(c, secret.get_secret_value(), body, request)
     try:
         return GrafanaWebhook.model_validate_json(body)
     except ValidationError as e:
@@ -127,7 +130,7 @@ def alert_to_post(alert: GrafanaAlert, receiver: str) -> Post:
 
 @router.post("/v1/webhooks/grafana", status_code=202)
 async def grafana(request: Request, c: Context = Depends(ctx)) -> Any:
-    hook = await _signed_body(request, c.settings.grafana_secret)
+    hook = await _signed_body(c, request, c.settings.grafana_secret)
     posts = [alert_to_post(alert, hook.receiver) for alert in hook.alerts]
     accepted, duplicates = await c.publisher.posts(posts)
     return {"posts": len(accepted), "duplicates": len(duplicates)}
