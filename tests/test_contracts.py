@@ -2,6 +2,7 @@
 come back; AsyncAPI says what is on each stream — and both match the models, so neither drifts."""
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +139,24 @@ async def test_what_the_services_write_is_what_the_asyncapi_says(
 
 async def _has(redis: Redis, stream: str) -> bool:
     return bool(await redis.xlen(stream))
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "code", "model"),
+    [
+        ("post", "/v1/posts", "202", "Accepted"),
+        ("get", "/v1/subscriptions", "200", "SubscriptionView"),
+        ("post", "/v1/subscriptions", "201", "SubscriptionView"),
+        ("get", "/v1/subscriptions/{sub_id}", "200", "SubscriptionWithCircuits"),
+        ("patch", "/v1/subscriptions/{sub_id}", "200", "SubscriptionView"),
+        ("post", "/v1/subscriptions/{sub_id}/test", "200", "SubscriptionTest"),
+        ("get", "/healthz", "200", "Health"),
+        ("get", "/readyz", "200", "Readiness"),
+    ],
+)
+def test_answers_name_their_model(
+    openapi: dict[str, Any], method: str, path: str, code: str, model: str
+):
+    schema = _responses(openapi, method, path)[code]["content"]["application/json"]["schema"]
+    # (FastAPI qualifies a name two models share: …__posts__Accepted)
+    assert re.search(rf'#/components/schemas/(\w+__)?{model}"', json.dumps(schema))

@@ -65,6 +65,41 @@ class IncidentDetail(_Open):
     deliveries: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class SubscriptionView(_Open):
+    """A subscription as the API shows it: URLs masked, a webhook's secret as ****."""
+
+    id: str
+    name: str
+    origin: str = Field(description="api, or file (managed by the subscriptions file)")
+    urls: list[str] = Field(default_factory=list, description="apprise URLs, masked")
+    webhook: dict[str, Any] | None = Field(default=None, description="url (masked), secret ****")
+    min_severity: str
+    topics: list[str] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list)
+    created_at: str
+    updated_at: str | None = None
+
+
+class SubscriptionWithCircuits(SubscriptionView):
+    circuits: list[dict[str, Any]] = Field(
+        default_factory=list, description="each URL's circuit breaker: state, failures, last error"
+    )
+
+
+class UrlTestResult(_Open):
+    index: int
+    url: str = Field(description="masked")
+    ok: bool
+    latency_ms: float
+    error: str | None = None
+
+
+class SubscriptionTest(_Open):
+    subscription: str
+    ok: bool
+    results: list[UrlTestResult]
+
+
 class Health(BaseModel):
     status: str
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.ingest.audit import note
 from services.ingest.context import Context, check_targets, ctx, within_cap
+from services.ingest.contracts import SubscriptionTest, SubscriptionView, SubscriptionWithCircuits
 from services.notify.circuit import CircuitStore
 from services.notify.render import render_test
 from services.notify.send import Sender
@@ -78,7 +79,12 @@ def _validated(data: dict[str, Any]) -> SubscriptionSpec:
         ) from None
 
 
-@router.post("/v1/subscriptions", status_code=201, dependencies=[Depends(auth.admin)])
+@router.post(
+    "/v1/subscriptions",
+    status_code=201,
+    dependencies=[Depends(auth.admin)],
+    response_model=SubscriptionView,
+)
 async def create_subscription(
     spec: SubscriptionSpec, request: Request, c: Context = Depends(ctx)
 ) -> dict[str, Any]:
@@ -101,12 +107,20 @@ async def _put_unique(c: Context, sub: Subscription) -> None:
         )
 
 
-@router.get("/v1/subscriptions", dependencies=[Depends(auth.viewer)])
+@router.get(
+    "/v1/subscriptions",
+    dependencies=[Depends(auth.viewer)],
+    response_model=list[SubscriptionView],
+)
 async def list_subscriptions(c: Context = Depends(ctx)) -> list[dict[str, Any]]:
     return [public(s) for s in await c.subscriptions.all()]
 
 
-@router.get("/v1/subscriptions/{sub_id}", dependencies=[Depends(auth.viewer)])
+@router.get(
+    "/v1/subscriptions/{sub_id}",
+    dependencies=[Depends(auth.viewer)],
+    response_model=SubscriptionWithCircuits,
+)
 async def get_subscription(sub_id: str, c: Context = Depends(ctx)) -> dict[str, Any]:
     """The subscription, with the circuit breaker state of each of its URLs and its last own
     failure (`last_error`: a template that failed, settings notify could not use), if any."""
@@ -128,7 +142,11 @@ async def get_subscription(sub_id: str, c: Context = Depends(ctx)) -> dict[str, 
     return shown
 
 
-@router.put("/v1/subscriptions/{sub_id}", dependencies=[Depends(auth.admin)])
+@router.put(
+    "/v1/subscriptions/{sub_id}",
+    dependencies=[Depends(auth.admin)],
+    response_model=SubscriptionView,
+)
 async def replace_subscription(
     sub_id: str, request: Request, body: dict[str, Any] = Body(...), c: Context = Depends(ctx)
 ) -> dict[str, Any]:
@@ -138,7 +156,11 @@ async def replace_subscription(
     return await _save(c, old, spec, request)
 
 
-@router.patch("/v1/subscriptions/{sub_id}", dependencies=[Depends(auth.admin)])
+@router.patch(
+    "/v1/subscriptions/{sub_id}",
+    dependencies=[Depends(auth.admin)],
+    response_model=SubscriptionView,
+)
 async def update_subscription(
     sub_id: str, request: Request, body: dict[str, Any] = Body(...), c: Context = Depends(ctx)
 ) -> dict[str, Any]:
@@ -185,7 +207,11 @@ async def delete_subscription(sub_id: str, c: Context = Depends(ctx)) -> None:
     await CircuitStore(c.redis, c.keys).forget(sub_id)
 
 
-@router.post("/v1/subscriptions/{sub_id}/test", dependencies=[Depends(auth.admin)])
+@router.post(
+    "/v1/subscriptions/{sub_id}/test",
+    dependencies=[Depends(auth.admin)],
+    response_model=SubscriptionTest,
+)
 async def send_test_message(
     sub_id: str, c: Context = Depends(ctx), send: Sender = Depends(sender)
 ) -> dict[str, Any]:
