@@ -182,7 +182,7 @@ async def test_kill_9_of_the_primary_under_load_loses_nothing_and_doubles_nothin
             # The sentinels promote the replica.
             await eventually(lambda: _master_port(sentinels[0]) == replica.port, timeout=60)
             # The old primary comes back empty; the sentinels make it the new one's replica.
-            data_node(primary.workdir, primary.port).start()
+            topology["nodes"].append(data_node(primary.workdir, primary.port).start())
             await asyncio.to_thread(poster.join, 300)
             assert not poster.is_alive()
             assert len(accepted) > KILL_AFTER, answers  # posts went on after the failover
