@@ -17,6 +17,13 @@ def schemes() -> frozenset[str]:
 
 def hint(url: str) -> str:
     """A short suggestion, or "" when there is nothing useful to say. Never quotes the URL."""
+    try:
+        return _hint(url)
+    except Exception:  # a hint must never turn a 422 into a 500
+        return "see apprise's list of services for the URL to use"
+
+
+def _hint(url: str) -> str:
     scheme = urlsplit(url).scheme.lower() if "://" in url else ""
     if scheme in ("http", "https"):
         secure = "s" if scheme == "https" else ""
