@@ -174,15 +174,16 @@ def test_the_register_sets_are_new():
 
 
 def test_the_register_blind_parts_do_not_fall(shipped):
-    """NEVER TUNED OR TRAINED ON: floors 0.03 under what was measured (rules alone 0.792; with
-    the model 0.888), totals only. Looking at these posts one by one spoils them."""
+    """NEVER TUNED OR TRAINED ON: floors 0.03 under what was measured after tuning (rules alone
+    0.833, from 0.792 before; with the model 0.902), totals only. Looking at these posts one by
+    one spoils them."""
     from services.classify.model import Combined, ModelArtifact
 
     items = [i for p in sorted(REGISTERS.glob("*-blind.jsonl")) for i in read_labelled(p)]
-    assert evaluate(shipped, items).macro_f1 >= 0.76
+    assert evaluate(shipped, items).macro_f1 >= 0.80
     model = ModelArtifact.load(PROJECT_ROOT / "config" / "model.json")
     combined = evaluate(Combined(shipped, model), items)
-    assert combined.macro_f1 >= 0.85, f"macro-F1 {combined.macro_f1:.3f} with the model"
+    assert combined.macro_f1 >= 0.87, f"macro-F1 {combined.macro_f1:.3f} with the model"
 
 
 def test_with_the_model_the_seed_stays_whole_and_the_old_blind_batch_no_worse(shipped):
