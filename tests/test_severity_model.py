@@ -391,3 +391,13 @@ async def test_a_correction_through_the_api_changes_the_next_models_answer(
     assert code == 0, err
     assert json.loads(printed)["corrections"] == 1
     assert ModelArtifact.load(out).predict(CORRECTED).severity is RED
+
+
+def test_an_all_clear_said_alone_is_not_second_guessed(rules):
+    doubting = ModelArtifact.loads(
+        ModelArtifact({"w crew": (-5.0, 5.0, 0.0)}, (0.0, 0.0, 0.0), 0.6, {}).dumps()
+    )
+    c = Combined(rules, doubting).classify(Post(text="The crew are not in any danger"))
+    assert c.severity is CLEAR
+    assert c.all_clear
+    assert c.model is None

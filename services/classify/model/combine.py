@@ -4,7 +4,8 @@ The rules decide a post when they are sure of it: two or more signals (cues, hed
 all-clears) that agree. They are unsure when
   - nothing fired (the default severity is a guess),
   - danger and an all-clear both fired (which one wins is a matter of weights), or
-  - one signal decided alone (one word: a figure of speech, a name, a title?).
+  - one danger or hedge signal decided alone (one word: a figure of speech, a name, a title?).
+An all-clear or stand-down said alone is taken as said: the model is not asked.
 Only then is the model asked, and its answer is taken when it is at least as sure as the
 model file's `confidence` (0.6 shipped) and it RAISES the severity — or, where danger and an
 all-clear both fired, moves it either way. A model never talks a danger word down alone: for an
@@ -28,6 +29,9 @@ NOTHING = "nothing fired"
 MIXED = "danger and an all-clear both fired"
 ONE = "one signal decided alone"
 _SIGNALS = frozenset({"cue", "uncertainty", "all_clear", "stand_down"})
+# An all-clear or a stand-down said outright is the rules' to judge: it lowers or resolves an
+# incident, and a model that overruled it would keep incidents open on reassurance.
+_CLEARS = frozenset({"all_clear", "stand_down"})
 
 
 def signals(c: Classification) -> list[Hit]:
@@ -45,7 +49,7 @@ def unsure(c: Classification) -> str | None:
     danger = c.scores.get(Severity.RED_ALERT.value, 0) + c.scores.get(Severity.ASSESSING.value, 0)
     if danger > 0 and c.scores.get(Severity.NO_DANGER.value, 0) > 0:
         return MIXED
-    if len(found) == 1:
+    if len(found) == 1 and found[0].kind not in _CLEARS:
         return f"{ONE} ({found[0].rule})"
     return None
 
