@@ -10,6 +10,7 @@ written example: one person fixing one post should change what the next model sa
 """
 
 import hashlib
+import json
 import math
 from collections import Counter
 from collections.abc import Iterable
@@ -37,7 +38,18 @@ class Example:
 def training_files(*roots: Path) -> list[Path]:
     """Every labelled file under the roots (folders, or files) except the blind parts."""
     found = {f for r in roots for f in ([r] if r.is_file() else r.rglob("*.jsonl"))}
-    return sorted((p for p in found if BLIND not in p.name), key=lambda p: (p.name, str(p)))
+    keep = (p for p in found if BLIND not in p.name and _labelled(p))
+    return sorted(keep, key=lambda p: (p.name, str(p)))
+
+
+def _labelled(path: Path) -> bool:
+    """A labelled set: its first line has a `label` (other JSONL there, such as pairs, is not)."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            first = next((line for line in f if line.strip()), "")
+        return isinstance(row := json.loads(first), dict) and "label" in row
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
 
 
 def examples(
