@@ -2,7 +2,7 @@
 
     python bench/correlation_pairs.py [--similarity S] [--wrong]
 
-Reads tests/data/pairs-tune.jsonl (tuned on) and tests/data/pairs-heldout.jsonl (held out);
+Reads tests/data/pairs/tune.jsonl (tuned on) and tests/data/pairs/heldout.jsonl (held out);
 see services/classify/pairs.py for what a pair is.
 """
 
@@ -26,7 +26,7 @@ def main() -> int:
     args = parser.parse_args()
     figures: dict[str, float] = {}
     for name in ("tune", "heldout"):
-        pairs = read_pairs(ROOT / "tests" / "data" / f"pairs-{name}.jsonl")
+        pairs = read_pairs(ROOT / "tests" / "data" / "pairs" / f"{name}.jsonl")
         s = score(pairs, Policy(similarity=args.similarity))
         figures |= {f"{name}_precision": s.precision, f"{name}_recall": s.recall}
         if args.json:

@@ -4,7 +4,7 @@ correlation gets it right (precision and recall of "same incident").
 A pair is a JSON line: `{"incident": [texts of its posts], "post": text, "same": true|false}`.
 Every text is taken as an alarm on one shared topic — what is measured is the wording alone, the
 hard case: the same topic, similar words, another place or object, or the same event told
-differently (tests/data/pairs-tune.jsonl tunes, tests/data/pairs-heldout.jsonl measures).
+differently (tests/data/pairs/tune.jsonl tunes, tests/data/pairs/heldout.jsonl measures).
 """
 
 import json
