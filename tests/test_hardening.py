@@ -101,3 +101,11 @@ async def test_what_users_can_create_is_capped_with_a_409_naming_the_cap(
     assert "REDALERT_MAX_SUBSCRIPTIONS" in errors[0]
     assert "REDALERT_MAX_SILENCES" in errors[1]
     assert "REDALERT_MAX_SOURCES" in errors[2]
+
+
+async def test_a_body_that_is_not_json_text_is_a_422_not_a_bare_400(api):
+    r = await api.post(
+        "/v1/posts", content=b"\xff\xfe\x00garbage", headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["error"].startswith("body")

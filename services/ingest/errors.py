@@ -4,11 +4,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.ingest.context import Replayed
@@ -59,6 +61,16 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Invalid)
     async def _invalid(_: Request, exc: Invalid) -> JSONResponse:
         return unprocessable(exc.errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        # FastAPI answers a body it cannot decode (not UTF-8, not JSON) with a bare 400; every
+        # other bad input here is a 422 naming the field, so this is one too.
+        if exc.status_code == 400 and "parsing the body" in str(exc.detail):
+            return unprocessable(
+                [{"loc": ["body"], "msg": "not valid JSON (UTF-8)", "type": "json_invalid"}]
+            )
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(Replayed)
     async def _replayed(_: Request, exc: Replayed) -> JSONResponse:

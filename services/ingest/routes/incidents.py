@@ -7,6 +7,7 @@ state — applies them, and each shows in the incident's timeline.
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.ingest.audit import note
@@ -58,6 +59,14 @@ async def list_archived(
 ) -> dict[str, Any]:
     """Incidents past their retention (`REDALERT_RETENTION_DAYS` after resolution): a summary
     of each, last archived first."""
+    if before is not None:
+        ms, seq = (int(part) for part in before.split("-"))
+        if ms >= 2**64 or seq >= 2**64:  # not a stream id: Redis would refuse it
+            raise RequestValidationError(
+                [{"loc": ("query", "before"), "msg": "not a cursor", "type": "value_error"}]
+            )
+        if ms == seq == 0:  # nothing comes before the first id
+            return {"incidents": [], "next": None}
     archived, cursor = await c.incidents.archived(limit=limit, before=before)
     return {"incidents": [a.model_dump(mode="json") for a in archived], "next": cursor}
 

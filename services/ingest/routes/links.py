@@ -11,6 +11,7 @@ import html
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -107,7 +108,23 @@ async def _refusal(c: Context, link: SignedLink) -> tuple[HTMLResponse | None, I
     return None, incident
 
 
-@router.get("/v1/incidents/{incident_id}/{action}/link", response_class=HTMLResponse)
+# Every answer is a page for a person: what happened, or why the link does not work.
+PAGES: dict[int | str, dict[str, Any]] = {
+    code: {"description": why, "content": {"text/html": {"schema": {"type": "string"}}}}
+    for code, why in (
+        (202, "done"),
+        (403, "the signature does not match"),
+        (404, "no such action or incident"),
+        (410, "used, expired, or the incident moved on"),
+    )
+}
+
+
+@router.get(
+    "/v1/incidents/{incident_id}/{action}/link",
+    response_class=HTMLResponse,
+    responses={k: v for k, v in PAGES.items() if k != 202},
+)
 async def confirm_page(
     link: SignedLink = Depends(signed_link), c: Context = Depends(ctx)
 ) -> HTMLResponse:
@@ -127,7 +144,9 @@ async def confirm_page(
     )
 
 
-@router.post("/v1/incidents/{incident_id}/{action}/link", response_class=HTMLResponse)
+@router.post(
+    "/v1/incidents/{incident_id}/{action}/link", response_class=HTMLResponse, responses=PAGES
+)
 async def act_by_link(
     request: Request, link: SignedLink = Depends(signed_link), c: Context = Depends(ctx)
 ) -> HTMLResponse:

@@ -47,6 +47,12 @@ async def _authenticated(
         raise Invalid(e) from None
 
 
+def _short(key: str) -> str:
+    """A tool's key (PagerDuty allows 255 characters) kept within redalert's ids (200 with the
+    suffixes they get): a long one is replaced by its digest, the same every time."""
+    return key if len(key) <= 150 else "sha256-" + hashlib.sha256(key.encode()).hexdigest()
+
+
 def _digest(event: BaseModel) -> str:
     return hashlib.sha256(event.model_dump_json().encode()).hexdigest()[:16]
 
@@ -114,14 +120,14 @@ async def pagerduty(request: Request, c: Context = Depends(ctx)) -> Any:
         assert payload is not None  # checked by the model
         post = Post(
             # Identical retries are one post; an updated trigger is a new post in the incident.
-            id=f"{dedup_key}:{_digest(event)}",
+            id=f"{_short(dedup_key)}:{_digest(event)}",
             source="pagerduty",
             text=payload.summary,
             author=payload.source,
             url=event.client_url,
             published_at=payload.timestamp,
             severity=PAGERDUTY_SEVERITY[payload.severity],
-            incident_key=dedup_key,
+            incident_key=_short(dedup_key),
             labels=payload.labels,
         )
         await c.publisher.posts([post])
@@ -130,7 +136,7 @@ async def pagerduty(request: Request, c: Context = Depends(ctx)) -> Any:
         await c.publisher.command(
             IncidentCommand(
                 source="pagerduty",
-                incident_key=dedup_key,
+                incident_key=_short(dedup_key),
                 action=action,
                 actor="pagerduty",
                 via="pagerduty",
@@ -178,8 +184,8 @@ async def alertmanager(request: Request, c: Context = Depends(ctx)) -> Any:
     posts, commands, skipped = [], [], 0
     for alert in hook.alerts:
         # Alertmanager repeats a firing alert every repeat_interval: one alert, one post.
-        post_id = f"{alert.fingerprint}:{alert.startsAt.isoformat()}"
-        key = am.group_key(alert.labels, alert.fingerprint, group_by)
+        post_id = f"{_short(alert.fingerprint)}:{alert.startsAt.isoformat()}"
+        key = _short(am.group_key(alert.labels, alert.fingerprint, group_by))
         if alert.status == "firing":
             severity, warning = am.severity(alert.labels, table)
             if groups is not None:
