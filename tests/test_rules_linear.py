@@ -32,11 +32,13 @@ def shipped_regexes() -> list[str]:
 
 
 def corpus() -> list[str]:
-    return [
-        lower(json.loads(line)["text"])
+    rows = [
+        json.loads(line)
         for path in sorted(DATA.glob("*.jsonl"))
         for line in path.read_text().splitlines()
+        if line.strip()
     ]
+    return [lower(row["text"]) for row in rows if isinstance(row.get("text"), str)]
 
 
 @pytest.mark.parametrize("pattern", shipped_regexes())
