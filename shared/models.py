@@ -306,6 +306,10 @@ def parse_duration(value: Any) -> Any:
 # At most ten years: a longer one is a typo (or an attack: 1e300 seconds overflows a date).
 MAX_SECONDS = 10 * 366 * 86_400
 Seconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0, le=MAX_SECONDS)]
+# A subscription's durations: bounded when it is saved, with messages naming the field
+# (shared/subscriptions.py), but not when read back, so one saved before the bounds existed still
+# loads — notify dead-letters that subscription's deliveries alone instead of failing everyone's.
+SubscriptionSeconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 
 _CLOCK_RANGE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?-(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -378,7 +382,7 @@ class RateLimit(Model):
     model_config = ConfigDict(extra="forbid")
 
     count: int = Field(ge=1, le=100_000)
-    window: Seconds
+    window: SubscriptionSeconds
 
 
 class Templates(Model):
@@ -410,7 +414,8 @@ class SubscriptionFields(Model):
     continue_: bool = Field(default=True, alias="continue")
     send_resolved: bool = True
     quiet_hours: QuietHours | None = None
-    repeat_interval: Seconds | None = None  # re-notify an unacknowledged red alert this often
+    # Re-notify an unacknowledged red alert this often.
+    repeat_interval: SubscriptionSeconds | None = None
     rate_limit: RateLimit | None = None
     format: MessageFormat = "text"
     templates: Templates | None = None
