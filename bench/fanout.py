@@ -157,6 +157,10 @@ async def run(
         for consumer in notify.consumers:
             consumer.register(broker)
         await broker.start()
+        # As a running notify: its timed work and lease renewal going, its subscriptions loaded.
+        stop = asyncio.Event()
+        jobs = [asyncio.create_task(job(stop)) for job in notify.background()]
+        await notify.subs.current()
 
         published = time.time()
         started = time.perf_counter()
@@ -170,7 +174,8 @@ async def run(
             await asyncio.sleep(0.01)
         elapsed = time.perf_counter() - started
         await broker.stop()
-        await notify.sender.aclose()
+        stop.set()
+        await asyncio.wait(jobs, timeout=10)
 
         records = [json.loads(f[b"data"]) for _, f in await redis.xrange(deliveries)]
         sent = [r for r in records if r["outcome"] == "sent"]

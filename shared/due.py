@@ -50,10 +50,19 @@ def from_score(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
+# ARGV: now, lease, limit, grace for owed chains (they are due only that much later).
 _CLAIM = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
-for _, m in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], m) end
-return due
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, ARGV[3])
+local owed_by = tonumber(ARGV[1]) - tonumber(ARGV[4])
+local out = {}
+for i = 1, #due, 2 do
+  local m = due[i]
+  if string.sub(m, 1, 5) ~= 'owed|' or tonumber(due[i + 1]) <= owed_by then
+    redis.call('ZADD', KEYS[1], ARGV[2], m)
+    out[#out + 1] = m
+  end
+end
+return out
 """
 
 _RELEASE = """
@@ -72,10 +81,17 @@ class DueSet:
         self._claim = redis.register_script(_CLAIM)
         self._release = redis.register_script(_RELEASE)
 
-    async def claim(self, now: datetime, lease_s: float, limit: int) -> tuple[list[DueItem], int]:
-        """Take up to `limit` due items; returns them and the lease score they now hold."""
+    async def claim(
+        self, now: datetime, lease_s: float, limit: int, *, owed_grace_s: float = 0.0
+    ) -> tuple[list[DueItem], int]:
+        """Take up to `limit` due items; returns them and the lease score they now hold.
+
+        `owed` items are taken only `owed_grace_s` after they came due (services/notify
+        leaves a chain just decided to the replica that decided it).
+        """
         lease = score(now) + int(lease_s * 1000)
-        members = await self._claim(keys=[self.key], args=[score(now), lease, limit])
+        grace = int(owed_grace_s * 1000)
+        members = await self._claim(keys=[self.key], args=[score(now), lease, limit, grace])
         return [DueItem.parse(m.decode()) for m in members], lease
 
     async def release(self, pipe: Pipeline, items: list[DueItem], lease: int) -> None:

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import apprise
 
-from services.notify.chains import Owed
+from services.notify.chains import Owed, is_done
 from services.notify.render import Notification
 from services.notify.send import Sender
 from shared import keys
@@ -290,8 +290,7 @@ async def test_a_chain_abandoned_by_a_dead_replica_is_taken_over_in_order_and_se
         f"inc9:2/{sub.id}",
     ]
     for version in (1, 2):
-        done = Owed.model_validate_json(await redis.get(k.notification(f"inc9:{version}", sub.id)))
-        assert done.status == "done"
+        assert is_done(await redis.get(k.notification(f"inc9:{version}", sub.id)))
     assert await redis.zscore(k.due, member) is None
     assert await redis.llen(k.outbox(sub.id, "inc9")) == 0
 
@@ -461,3 +460,54 @@ async def test_every_failure_counts_even_when_they_end_at_once(settings, redis):
     assert sum(1 for ok, _ in admitted if ok) == 1
     await circuits.record("s", 0, ok=True, url="json://h/", error=None, threshold=50, open_s=60)
     assert await circuits.of("s", 1) == []  # the probe succeeded: closed, forgotten
+
+
+async def test_urgency_becomes_the_channels_own_priority(make_settings, sink):
+    """ntfy and Gotify priority, email importance; a priority in the URL itself wins."""
+    from tests.sinks import SmtpSink
+
+    smtp = SmtpSink().start()
+    sender = Sender(make_settings())
+    port = sink.port
+    sub = Subscription(
+        name="urgency",
+        urls=[
+            f"ntfy://127.0.0.1:{port}/alerts",
+            f"gotify://127.0.0.1:{port}/abcdefghijklmno",
+            f"ntfy://127.0.0.1:{port}/pinned?priority=min",
+            smtp.mail_url,
+        ],
+    )
+    try:
+        for level in ("urgent", "low"):
+            n = Notification(
+                event_id=f"e-{level}",
+                incident_id="i",
+                subscription_id=sub.id,
+                kind="firing",
+                title="t",
+                body="b",
+                notify_type="failure",
+                urgency=level,
+            )
+            assert all(r.ok for r in await sender.deliver(sub, n))
+    finally:
+        await sender.aclose()
+        smtp.stop()
+    ntfy = [r["headers"]["X-Priority"] for r in sink.requests if r["path"] == "/"]
+    gotify = [r["json"]["priority"] for r in sink.requests if r["path"] == "/message"]
+    assert sorted(ntfy) == sorted(["max", "min", "low", "min"])  # the pinned one stays min
+    assert gotify == [10, 3]
+    importance = [(m["Importance"], m["X-Priority"]) for m in smtp.messages]
+    assert importance == [("high", "1"), ("low", "5")]
+
+
+def test_a_subscriptions_priority_overrides_the_severity():
+    from services.notify.firing import NoticeKind
+    from services.notify.render import render
+    from tests.delivery_helpers import event, incident, sub
+
+    e = event(incident())  # a red alert
+    assert render(e, sub(), NoticeKind.FIRING, "http://h").urgency == "urgent"
+    assert render(e, sub(priority="normal"), NoticeKind.FIRING, "http://h").urgency == "normal"
+    assert render(e, sub(), NoticeKind.RESOLVED, "http://h").urgency == "low"

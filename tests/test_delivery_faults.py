@@ -16,7 +16,7 @@ from contextlib import suppress
 
 import httpx
 
-from services.notify.chains import Owed
+from services.notify.chains import is_done
 from services.notify.circuit import CircuitStore
 from shared import keys
 from shared.models import Subscription, utcnow
@@ -53,11 +53,7 @@ async def pending_ids(redis, k: keys.Keys, ids: set[str]) -> set[str]:
     """Of these delivery ids (event/subscription), the ones whose message is not done."""
     ordered = sorted(ids)
     found = await redis.mget([k.notification(*i.split("/", 1)) for i in ordered]) if ids else []
-    return {
-        i
-        for i, raw in zip(ordered, found, strict=True)
-        if raw is None or Owed.model_validate_json(raw).status != "done"
-    }
+    return {i for i, raw in zip(ordered, found, strict=True) if not is_done(raw)}
 
 
 async def test_notify_killed_mid_send_resends_only_what_was_in_flight_in_order(

@@ -25,7 +25,7 @@ from services.notify.pipeline import (
     run,
 )
 from services.notify.quiet_hours import quiet_until
-from services.notify.render import render_digest
+from services.notify.render import render, render_digest
 from shared.models import EventKind, IncidentStatus, QuietHours, RateLimit
 from shared.secrets import MASK
 from shared.severity import Severity
@@ -489,3 +489,16 @@ def test_a_silence_needs_a_matcher_an_end_and_an_author():
             ends_at=T0 - timedelta(hours=1),
             author="me",
         ).to_silence(T0)
+
+
+def test_default_messages_are_the_same_for_every_subscription():
+    """render() renders them once per event for a whole fan-out: they must not name anyone."""
+    from services.notify.render import DEFAULT_BODY, DEFAULT_TITLE
+
+    assert not any("subscription" in t for t in (DEFAULT_TITLE, *DEFAULT_BODY.values()))
+    e = event(incident())
+    a = render(e, sub(name="a"), NoticeKind.FIRING, "http://h")
+    b = render(e, sub(name="b", format="markdown"), NoticeKind.FIRING, "http://h")
+    c = render(e, sub(name="c"), NoticeKind.FIRING, "http://h")
+    assert (a.title, a.body) == (c.title, c.body) != (b.title, b.body)
+    assert a.subscription_id != c.subscription_id

@@ -39,6 +39,17 @@ READERS = 16  # chains reading their outbox at once (after a takeover there may 
 FULL_LANE_RETRY_S = 0.5
 
 
+DONE = '{"status":"done"}'  # what an owed notification's key holds once it is finished
+
+
+def is_done(raw: bytes | str | None) -> bool:
+    """Has this owed notification (its key's value) been finished?"""
+    if raw is None:
+        return False
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    return text == DONE or Owed.model_validate_json(text).status == "done"
+
+
 class Owed(BaseModel):
     """A notification decided for one event and one subscription, and how far it got."""
 
@@ -75,6 +86,7 @@ class ChainRunner:
         self.lanes = lanes
         self.subscriptions = subscriptions
         self.commit = records.GroupCommit(redis)
+        self._by_id: tuple[list[Subscription], dict[str, Subscription]] = ([], {})
         self._reads = asyncio.Semaphore(READERS)
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -127,13 +139,12 @@ class ChainRunner:
                 pipe.get(self.k.notification(event_id.decode(), sub_id))
                 pipe.smembers(self.k.notification_sent(event_id.decode(), sub_id))
             replies = await pipe.execute()
-        subs = {s.id: s for s in await self.subscriptions()}
-        sub = subs.get(sub_id)
+        sub = (await self._subscriptions_by_id()).get(sub_id)
         out = []
         for n, event_id in enumerate(ids):
             raw, sent = replies[2 * n], replies[2 * n + 1]
-            owed = Owed.model_validate_json(raw) if raw else None
-            if sub is None or owed is None or owed.status == "done":
+            owed = Owed.model_validate_json(raw) if raw and not is_done(raw) else None
+            if sub is None or owed is None:
                 # Gone (expired, the subscription deleted) or already finished: just pop it.
                 gone = event_id.decode()
                 await self.commit.write(partial(self.leases.finish, held=held, event_id=gone))
@@ -147,6 +158,12 @@ class ChainRunner:
                 )
             out.append(Decided(sub, owed, sent={int(i) for i in sent}))
         return out
+
+    async def _subscriptions_by_id(self) -> dict[str, Subscription]:
+        subs = await self.subscriptions()
+        if self._by_id[0] is not subs:  # reloaded (the list is kept until it changes)
+            self._by_id = (subs, {s.id: s for s in subs})
+        return self._by_id[1]
 
     async def _send(self, held: Held, d: Decided) -> int:
         """Send one message to each of its URLs not finished yet; record each as it ends.
@@ -217,7 +234,7 @@ class ChainRunner:
                     pipe,
                     held=held,
                     event_id=n.event_id,
-                    done_json=d.owed.model_dump_json(),
+                    done_json=DONE,  # the key stays (a redelivered event sees it decided)
                     ttl_s=NOTIFICATION_TTL_S,
                 )
 

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from services.notify import urgency
 from services.notify.firing import NoticeKind
 from shared import templates
 from shared.links import unsigned_link
@@ -35,6 +36,7 @@ class Notification(BaseModel):
     at: datetime = Field(default_factory=utcnow)
     related: list[str] = Field(default_factory=list)  # a digest's incidents
     received_at: datetime | None = None  # when ingest received the post behind it (metrics)
+    urgency: str = "normal"  # low, normal, high, urgent: the channel's priority (urgency.py)
 
 
 DEFAULT_TITLE = "[{{ tag }}] {% if kind == 'repeat' %}(reminder) {% endif %}{{ incident.title }}"
@@ -158,23 +160,33 @@ def render(
     """
     incident = event.incident
     label, notify_type = tag(kind, incident.severity)
-    variables = templates.context(
-        event,
-        kind=kind.value,
-        tag=label,
-        links=links(public_url, incident, signed),
-        subscription=sub.name,
-    )
-    variables["note"] = note
+    shown = links(public_url, incident, signed)
     own = sub.templates
-    html = sub.format == "html"
-    failed = errors if errors is not None else []
-    title = _render_or_default(
-        own.title if own else None, DEFAULT_TITLE, variables, False, sub, limits, failed, "title"
-    )
-    body = _render_or_default(
-        own.body if own else None, DEFAULT_BODY[sub.format], variables, html, sub, limits, failed
-    )
+    # The default message is the same for every subscription of a format: rendered once per
+    # event for a fan-out to thousands (its templates do not use the subscription's name).
+    # Keyed by the event object itself (kept alive by the entry, so its id is not reused).
+    key = (id(event), kind, sub.format, note, tuple(shown.items()))
+    cached = _DEFAULTS.get(key) if own is None else None
+    if cached is not None and cached[0] is event:
+        _, title, body = cached
+    else:
+        variables = templates.context(
+            event, kind=kind.value, tag=label, links=shown, subscription=sub.name
+        )
+        variables["note"] = note
+        html = sub.format == "html"
+        failed = errors if errors is not None else []
+        own_title, own_body = (own.title, own.body) if own else (None, None)
+        title = _render_or_default(
+            own_title, DEFAULT_TITLE, variables, False, sub, limits, failed, "title"
+        )
+        body = _render_or_default(
+            own_body, DEFAULT_BODY[sub.format], variables, html, sub, limits, failed
+        )
+        if own is None:
+            _DEFAULTS[key] = (event, title, body)
+            if len(_DEFAULTS) > 256:
+                _DEFAULTS.pop(next(iter(_DEFAULTS)))
     return Notification(
         event_id=event_id or event.id,
         incident_id=incident.id,
@@ -185,7 +197,13 @@ def render(
         notify_type=notify_type,
         format=sub.format,
         received_at=event.post.received_at if event.post is not None else None,
+        urgency=sub.priority or urgency.of(incident.severity, kind),
     )
+
+
+# Default messages by event, kind and format. (tests/test_delivery_pipeline.py checks that the
+# default templates do not use `subscription`, which would make them differ per subscription.)
+_DEFAULTS: dict[tuple[object, ...], tuple[IncidentEvent, str, str]] = {}
 
 
 def _render_or_default(
@@ -215,6 +233,10 @@ def render_digest(
     """One message for a rate-limit window's overflow: each held message's title, in order."""
     n = len(items)
     most_urgent = max((i.notify_type for i in items), key=_urgency, default="info")
+    levels = list(urgency.Urgency)
+    loudest = max(
+        (i.urgency for i in items), key=lambda u: levels.index(urgency.Urgency(u)), default="normal"
+    )
     limit = sub.rate_limit
     per = f"{limit.count} per {_duration(limit.window)}" if limit else "the rate limit"
     lines = [f"{n} more notification(s) held back by the rate limit ({per}):", ""]
@@ -231,6 +253,7 @@ def render_digest(
         body="\n".join(lines),
         notify_type=most_urgent,
         format="text",
+        urgency=loudest,
     )
 
 

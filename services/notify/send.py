@@ -33,7 +33,7 @@ from functools import partial
 import apprise
 import httpx
 
-from services.notify import webhook
+from services.notify import urgency, webhook
 from services.notify.render import Notification
 from shared import logscrub, targets
 from shared.links import sign_links
@@ -204,10 +204,7 @@ class Sender:
         # Parsing an apprise URL costs ~0.3 ms: at a thousand subscriptions, keep the plugins.
         found = self._plugins.get(url)
         if found is None:
-            plugin = apprise.Apprise.instantiate(url)
-            if plugin is not None:
-                plugin.request_rate_per_sec = 0  # redalert owns rate limits (module docstring)
-            found = self._plugins[url] = (plugin, mask_plugin(plugin) if plugin else mask_url(url))
+            found = self._plugins[url] = _load(url)
             if len(self._plugins) > PLUGIN_CACHE:
                 self._plugins.popitem(last=False)
         else:
@@ -219,6 +216,7 @@ class Sender:
         plugin, _shown = self._plugin(url)
         if plugin is None:
             return f"apprise cannot load this URL: {url_hint(url)}"
+        plugin = urgency.apply(plugin, url, urgency.Urgency(n.urgency))  # a copy, if it applies
         if _takes_headers(plugin):
             # A copy for this message: the cached plugin is shared by concurrent sends.
             plugin = copy.copy(plugin)
@@ -263,6 +261,20 @@ class Sender:
             return None
         return f"HTTP {r.status_code} {r.reason_phrase}".strip()
 
+    async def warm(self, urls: list[str]) -> None:
+        """Parse these apprise URLs now (at start, when subscriptions change), not on a send.
+
+        Parsing one costs ~1 ms; a thousand subscriptions' first alert should not pay it. They
+        are parsed in a thread, so the event loop goes on meanwhile.
+        """
+        missing = [u for u in dict.fromkeys(urls) if u not in self._plugins]
+        if missing:
+            parsed = await asyncio.to_thread(lambda: [_load(u) for u in missing])
+            for url, found in zip(missing, parsed, strict=True):
+                self._plugins[url] = found
+            while len(self._plugins) > PLUGIN_CACHE:
+                self._plugins.popitem(last=False)
+
     async def aclose(self) -> None:
         if self._http is not None:
             await self._http.aclose()
@@ -279,6 +291,14 @@ def _readable(error: str, plugin: "apprise.plugins.NotifyBase") -> str:
         if "Connection error" in error:
             error += f" (nothing answered at {where}: is the target up?)"
     return error
+
+
+def _load(url: str) -> "tuple[apprise.plugins.NotifyBase | None, str]":
+    """An apprise URL's plugin (None: apprise cannot load it) and how it is shown, masked."""
+    plugin = apprise.Apprise.instantiate(url)
+    if plugin is not None:
+        plugin.request_rate_per_sec = 0  # redalert owns rate limits (module docstring)
+    return plugin, mask_plugin(plugin) if plugin else mask_url(url)
 
 
 def _errors(result: "apprise.AppriseResult") -> str:

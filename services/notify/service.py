@@ -80,6 +80,9 @@ log = logging.getLogger("redalert.notify")
 FIRING_TTL_S = 30 * 86_400
 MAX_CONFLICT_RETRIES = 8
 DUE_BATCH = 500
+# A chain just decided is left this long to the replica that decided it (it claims it at once)
+# before another replica's poll may take it; a dead holder's chains likewise wait this long more.
+OWED_GRACE_S = 1.0
 MAX_RUNNING_CHAINS = 20_000  # beyond this, due chains wait in Redis for a later poll
 
 T = TypeVar("T")
@@ -122,7 +125,8 @@ class NotifyService:
         self.settings = settings
         self.k = keys.Keys(settings.namespace)
         subscriptions, silences = SubscriptionStore(redis, self.k), SilenceStore(redis, self.k)
-        self.subs = Versioned(subscriptions.version, subscriptions.all)
+        self._subscriptions = subscriptions
+        self.subs = Versioned(subscriptions.version, self._load_subscriptions)
         self.silences = Versioned(silences.version, silences.all)
         policies = PolicyStore(redis, self.k)
         self.policies = Versioned(policies.version, policies.all)
@@ -139,6 +143,12 @@ class NotifyService:
         self.chains = ChainRunner(
             redis, settings, self.k, self.leases, self.lanes, self.subs.current
         )
+
+    async def _load_subscriptions(self) -> list[Subscription]:
+        """Every subscription, with its apprise URLs parsed ahead of any send (in a thread)."""
+        subs = await self._subscriptions.all()
+        await self.sender.warm([u for s in subs for u in s.urls])
+        return subs
 
     def background(self) -> list[Callable[[asyncio.Event], Awaitable[None]]]:
         return [self.run_due, self.leases.renew_forever]
@@ -183,6 +193,8 @@ class NotifyService:
     async def run_due(self, stop: asyncio.Event) -> None:
         """Take due work (rechecks, reminders, digests, abandoned notifications) until stopped."""
         try:
+            with contextlib.suppress(Exception):  # subscriptions loaded, URLs parsed: ready
+                await self.subs.current()
             while not stop.is_set():
                 taken = 0
                 try:
@@ -200,7 +212,7 @@ class NotifyService:
         now = utcnow()
         if len(self.chains.tasks) >= MAX_RUNNING_CHAINS:
             return 0  # enough in flight: the rest waits in Redis
-        items, lease = await self.due.claim(now, self.lease_s, DUE_BATCH)
+        items, lease = await self.due.claim(now, self.lease_s, DUE_BATCH, owed_grace_s=OWED_GRACE_S)
         if not items:
             return 0
         subs = {s.id: s for s in await self.subs.current()}
@@ -468,7 +480,9 @@ class NotifyService:
         outbox = self.k.outbox(sub.id, item.ref)
         write.do("RPUSH", outbox, n.event_id)
         write.do("EXPIRE", outbox, NOTIFICATION_TTL_S)
-        # Due at once unless someone holds the chain (then its holder sends this after the rest).
+        # Due now, for this replica to claim at once (Leases.claim; other replicas' polls leave
+        # it a moment, `OWED_GRACE_S`); unless someone holds the chain: then its holder sends
+        # this after the rest.
         write.do("ZADD", self.k.due, "NX", score(now), item.member)
         return Decided(sub, owed)
 
