@@ -419,9 +419,9 @@ class SubscriptionFields(Model):
     rate_limit: RateLimit | None = None
     format: MessageFormat = "text"
     templates: Templates | None = None
-    # The channel's priority for every message (ntfy, Gotify, Pushover, email importance);
-    # unset: from each message's severity (services/notify/urgency.py).
-    priority: Literal["low", "normal", "high", "urgent"] | None = None
+    # How urgent every message is, as the channel's priority (ntfy, Gotify, Pushover, email
+    # importance); unset: from each message's severity (services/notify/urgency.py).
+    urgency: Literal["low", "normal", "high", "urgent"] | None = None
 
 
 class Subscription(SubscriptionFields):

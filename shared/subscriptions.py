@@ -78,7 +78,7 @@ class SubscriptionError(BaseModel):
 
 
 # Fields that make sense only for messages people read, not for a machine's webhook.
-_MESSAGE_ONLY = ("quiet_hours", "repeat_interval", "rate_limit", "format", "templates", "priority")
+_MESSAGE_ONLY = ("quiet_hours", "repeat_interval", "rate_limit", "format", "templates", "urgency")
 
 
 class SubscriptionSpec(SubscriptionFields):

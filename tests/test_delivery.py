@@ -502,12 +502,12 @@ async def test_urgency_becomes_the_channels_own_priority(make_settings, sink):
     assert importance == [("high", "1"), ("low", "5")]
 
 
-def test_a_subscriptions_priority_overrides_the_severity():
+def test_a_subscriptions_urgency_overrides_the_severity():
     from services.notify.firing import NoticeKind
     from services.notify.render import render
     from tests.delivery_helpers import event, incident, sub
 
     e = event(incident())  # a red alert
     assert render(e, sub(), NoticeKind.FIRING, "http://h").urgency == "urgent"
-    assert render(e, sub(priority="normal"), NoticeKind.FIRING, "http://h").urgency == "normal"
+    assert render(e, sub(urgency="normal"), NoticeKind.FIRING, "http://h").urgency == "normal"
     assert render(e, sub(), NoticeKind.RESOLVED, "http://h").urgency == "low"

@@ -197,7 +197,7 @@ def render(
         notify_type=notify_type,
         format=sub.format,
         received_at=event.post.received_at if event.post is not None else None,
-        urgency=sub.priority or urgency.of(incident.severity, kind),
+        urgency=sub.urgency or urgency.of(incident.severity, kind),
     )
 
 

@@ -1,7 +1,7 @@
 """Urgency where the channel has it: a message's urgency as the channel's own priority.
 
 A red alert is `urgent`, assessing `normal`, no danger, all-clear and resolved news `low`
-— unless the subscription sets `priority` for all its messages. Each channel that has a notion
+— unless the subscription sets `urgency` for all its messages. Each channel that has a notion
 of priority gets its own value: ntfy `priority`, Gotify `priority`, Pushover `priority`, email
 `Importance` / `X-Priority` headers. A priority written in the URL itself (`?priority=…`) wins.
 Pure: `apply` returns a copy of the plugin for one message; the cached one is never changed.
@@ -31,7 +31,7 @@ def of(severity: Severity, kind: NoticeKind) -> Urgency:
         return Urgency.URGENT
     if severity is Severity.NO_DANGER:
         return Urgency.LOW
-    return Urgency.NORMAL  # assessing (`high` is there for a subscription's own `priority`)
+    return Urgency.NORMAL  # assessing (`high` is there for a subscription's own `urgency`)
 
 
 # Each channel's own scale (apprise's values). Pushover's top (2, "emergency") repeats until
