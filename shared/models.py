@@ -315,6 +315,15 @@ _CLOCK_RANGE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?-(\d{1,2}):(\d{2})(?:
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
+def weekdays(days: list[str]) -> list[str]:
+    """`["Monday", "tue"]` -> `["mon", "tue"]`; an unknown day is an error naming it."""
+    days = [d.strip().lower()[:3] for d in days]
+    unknown = [d for d in days if d not in WEEKDAYS]
+    if unknown:
+        raise ValueError(f"unknown day(s) {unknown}: use {', '.join(WEEKDAYS)}")
+    return days
+
+
 def parse_clock_range(text: str) -> tuple[int, int]:
     """`"22:00-07:00"` -> (start, end) in seconds after midnight; the end may be `24:00`."""
     m = _CLOCK_RANGE.match(text.replace(" ", ""))
@@ -369,11 +378,7 @@ class QuietHours(Model):
     @field_validator("days")
     @classmethod
     def _days(cls, days: list[str]) -> list[str]:
-        days = [d.strip().lower()[:3] for d in days]
-        unknown = [d for d in days if d not in WEEKDAYS]
-        if unknown:
-            raise ValueError(f"unknown day(s) {unknown}: use {', '.join(WEEKDAYS)}")
-        return days
+        return weekdays(days)
 
 
 class RateLimit(Model):

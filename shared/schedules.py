@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from redis.asyncio import Redis
 
 from shared.keys import Keys
-from shared.models import WEEKDAYS, parse_clock_range, utcnow
+from shared.models import WEEKDAYS, parse_clock_range, utcnow, weekdays
 from shared.people import NAME_PATTERN, known_zone
 
 MAX_SCHEDULES = 1_000
@@ -93,11 +93,7 @@ class Rotation(BaseModel):
     @field_validator("days")
     @classmethod
     def _days(cls, days: list[str]) -> list[str]:
-        days = [d.strip().lower()[:3] for d in days]
-        unknown = [d for d in days if d not in WEEKDAYS]
-        if unknown:
-            raise ValueError(f"unknown day(s) {unknown}: use {', '.join(WEEKDAYS)}")
-        return days
+        return weekdays(days)
 
     @property
     def calendar(self) -> bool:
