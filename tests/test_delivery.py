@@ -328,7 +328,12 @@ async def test_sending_does_not_block_the_event_loop(make_settings, make_sink):
     ticker.cancel()
     await sender.aclose()
     assert all(r.ok for r in results)
-    assert len(slow.messages()) == 40
+    # Every target got the message; a second copy only where the sender itself retried (an
+    # attempt that timed out on a starved machine may still have reached the target).
+    reached = {r["path"].rsplit("/", 1)[-1] for r in slow.requests if r["ok"]}
+    assert reached == {str(i) for i in range(40)}
+    retried = sum(len(r.attempts) - 1 for r in results)
+    assert len(slow.messages()) <= 40 + retried
     assert ticks >= 10  # the loop ran during the sends
 
 
