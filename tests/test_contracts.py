@@ -11,6 +11,7 @@ import jsonschema
 import pytest
 from redis.asyncio import Redis
 
+from services.ingest import contracts
 from services.ingest.app import create_app
 from shared import asyncapi, keys
 from shared.incidents import INTERNAL_FIELDS
@@ -20,6 +21,7 @@ from tests.conftest import SEED, eventually
 from tests.sinks import HttpSink
 
 CHECKED_IN = PROJECT_ROOT / "docs" / "asyncapi.json"
+CHECKED_IN_OPENAPI = PROJECT_ROOT / "docs" / "openapi.json"
 SEED_LINES = Path(SEED).read_text().splitlines()
 
 
@@ -91,6 +93,18 @@ def test_the_checked_in_asyncapi_matches_the_models():
     assert json.loads(CHECKED_IN.read_text()) == asyncapi.document(), (
         "docs/asyncapi.json is out of date: python -m shared.asyncapi > docs/asyncapi.json"
     )
+
+
+def test_the_checked_in_openapi_matches_the_routes():
+    # Fails when a route or a model changes and docs/openapi.json was not regenerated.
+    assert json.loads(CHECKED_IN_OPENAPI.read_text()) == contracts.document(), (
+        "docs/openapi.json is out of date: python -m services.ingest.contracts > docs/openapi.json"
+    )
+
+
+def test_the_openapi_copy_is_the_same_text_on_every_run():
+    # Byte for byte, so regenerating without a change leaves no diff (no dict-order noise).
+    assert CHECKED_IN_OPENAPI.read_text() == contracts.render()
 
 
 def test_every_stream_has_a_real_payload_schema():
