@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -213,6 +214,10 @@ async def serve(settings: Settings, services: Iterable[str], *, reuse_port: bool
         loop.add_signal_handler(sig, runtime.request_stop)
     try:
         await runtime.start()
+        # What start-up loaded (modules, the app, rules, models) lives as long as the process:
+        # out of the collector's sight, a full collection scans only what requests make (it was
+        # a tenth of a small request's time).
+        gc.freeze()
         await runtime.wait()
     finally:
         await runtime.stop()

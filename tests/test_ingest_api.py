@@ -5,7 +5,9 @@ import json
 import httpx
 import pytest
 
+from services.ingest import publish
 from shared import keys
+from shared.models import Post
 
 
 @pytest.fixture
@@ -150,3 +152,20 @@ async def test_openapi_is_served(api):
     schema = (await api.get("/openapi.json")).json()
     assert "/v1/posts" in schema["paths"]
     assert (await api.get("/docs")).status_code == 200
+
+
+async def test_posts_are_published_when_redis_has_forgotten_the_script(
+    make_settings, redis, monkeypatch
+):
+    """A restarted or failed-over Redis has no scripts: EVALSHA answers NOSCRIPT, nothing ran,
+    and the publisher loads the script and publishes once. (A script text of this test's own,
+    so it need not flush the scripts of a shared Redis.)"""
+    settings = make_settings()
+    script = publish._PUBLISH_ONCE + f"\n-- {settings.namespace}\n"
+    monkeypatch.setattr(publish, "_PUBLISH_ONCE", script)
+    publisher = publish.Publisher(redis, settings)
+    assert await redis.script_exists(publisher._publish_once.sha) == [False]
+    post = Post(id="a", text="Smoke on the ridge")
+    assert await publisher.posts([post]) == (["a"], [])
+    assert await publisher.posts([post]) == ([], ["a"])
+    assert await redis.xlen(f"{settings.namespace}:{keys.POSTS}") == 1

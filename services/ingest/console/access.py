@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.ingest.console.base import current, sessions, set_cookie, templates
 from services.ingest.console.session import COOKIE, check_csrf, is_open
-from services.ingest.context import ctx
+from services.ingest.context import context_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -37,7 +37,7 @@ def _form(request: Request, next_path: str, error: str = "", status_code: int = 
 
 @router.get("/signin", response_class=HTMLResponse)
 async def signin_page(request: Request, next: str = "/") -> Response:
-    c = ctx(request)
+    c = context_of(request)
     if await is_open(c.redis, c.settings):
         return RedirectResponse(_safe_next(next), status_code=303)
     return _form(request, next)
@@ -68,7 +68,7 @@ async def signout(request: Request, csrf: str = Form("")) -> Response:
     if session is not None:
         check_csrf(request, session, csrf)
         await sessions(request).end(session.id)
-    c = ctx(request)
+    c = context_of(request)
     response = RedirectResponse("/" if await is_open(c.redis, c.settings) else "/signin", 303)
     response.delete_cookie(COOKIE, path="/")
     return response

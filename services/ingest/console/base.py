@@ -19,7 +19,7 @@ from services.ingest.console.session import (
     is_open,
     require,
 )
-from services.ingest.context import ctx
+from services.ingest.context import context_of
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -27,7 +27,7 @@ templates.env.globals.update(badge=markup.badge, highlight=markup.highlight, whe
 
 
 def sessions(request: Request) -> Sessions:
-    c = ctx(request)
+    c = context_of(request)
     return Sessions(c.redis, c.keys, c.settings)
 
 
@@ -40,7 +40,7 @@ async def viewer(request: Request) -> Session:
     session = await current(request)
     if session is not None:
         return session
-    c = ctx(request)
+    c = context_of(request)
     if not await is_open(c.redis, c.settings):
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInNeeded(target)

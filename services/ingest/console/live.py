@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 
 from services.ingest.console.base import viewer
 from services.ingest.console.session import Session
-from services.ingest.context import ctx
+from services.ingest.context import context_of
 from shared import keys
 from shared.codec import DecodeError, decode
 from shared.models import IncidentEvent
@@ -47,7 +47,7 @@ def summary(e: IncidentEvent) -> dict[str, object]:
 
 @router.get("/console/events")
 async def events(request: Request, session: Session = Depends(viewer)) -> StreamingResponse:
-    c = ctx(request)
+    c = context_of(request)
     stream = c.keys.stream(keys.INCIDENT_EVENTS)
     closing: asyncio.Event | None = getattr(request.app.state, "closing", None)
     resume = request.headers.get("last-event-id", "")

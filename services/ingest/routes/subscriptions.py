@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.ingest.audit import note
-from services.ingest.context import Context, check_targets, ctx, within_cap
+from services.ingest.context import Context, check_targets, context_of, ctx, within_cap
 from services.ingest.contracts import SubscriptionTest, SubscriptionView, SubscriptionWithCircuits
 from services.notify.circuit import CircuitStore
 from services.notify.render import render_test
@@ -40,7 +40,7 @@ class ApplyBody(BaseModel):
 def sender(request: Request) -> Sender:
     """One Sender per app, for test messages and replays."""
     if getattr(request.app.state, "sender", None) is None:
-        request.app.state.sender = Sender(ctx(request).settings)
+        request.app.state.sender = Sender(context_of(request).settings)
     return request.app.state.sender
 
 
