@@ -12,12 +12,19 @@ Open mode: while no token exists at all (no `REDALERT_API_TOKEN`, none created),
 let through as `anonymous` with the admin role, as a fresh install on a laptop expects. Once any
 token exists, every `/v1` request needs one.
 
+Each process keeps a copy of the stored tokens (TokenTable) and re-reads it at most every
+`REDALERT_TOKEN_CACHE_MS`: a request with a token it knows, or with none, asks Redis nothing. A
+token revoked through another process stops working within that time (at once through this one);
+an unknown token is always looked up, so a token made a moment ago elsewhere works at once.
+
 An app that uses `require(...)` sets `app.state.authority = Authority(redis, settings)`.
 """
 
+import asyncio
 import hashlib
 import re
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -112,12 +119,47 @@ class TokenExists(Exception):
     pass
 
 
-class TokenStore:
-    """`tokens`: name -> digest; `token_digests`: digest -> TokenRecord JSON (one read a call)."""
+class TokenTable:
+    """This process's copy of the stored tokens (digest -> record), read again once it is older
+    than `max_age_s`. One read at a time: the requests that find it old wait for that read."""
 
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, max_age_s: float) -> None:
         self.redis = redis
         self.keys = keys
+        self.max_age_s = max_age_s
+        self._records: dict[str, TokenRecord] = {}
+        self._raw: dict[bytes, bytes] = {}
+        self._read_at = -float("inf")
+        self._reading = asyncio.Lock()
+
+    def forget(self) -> None:
+        """Tokens changed through this process: the next request reads them again."""
+        self._read_at = -float("inf")
+
+    async def records(self) -> dict[str, TokenRecord]:
+        if time.monotonic() - self._read_at < self.max_age_s:
+            return self._records
+        async with self._reading:
+            if time.monotonic() - self._read_at >= self.max_age_s:
+                started = time.monotonic()  # its age counts from before the read
+                raw = await self.redis.hgetall(self.keys.token_digests)
+                if raw != self._raw:
+                    self._records = {
+                        d.decode(): TokenRecord.model_validate_json(r) for d, r in raw.items()
+                    }
+                    self._raw = raw
+                self._read_at = started
+        return self._records
+
+
+class TokenStore:
+    """`tokens`: name -> digest; `token_digests`: digest -> TokenRecord JSON (one read a call).
+    `table`: this process's copy, told when a token is made or revoked here."""
+
+    def __init__(self, redis: Redis, keys: Keys, table: TokenTable | None = None) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.table = table
 
     async def add(self, name: str, role: Role, created_by: str) -> tuple[TokenRecord, str]:
         """Create a token; answers its record and its value (which is not kept)."""
@@ -126,6 +168,8 @@ class TokenStore:
         if not await self.redis.hsetnx(self.keys.tokens, name, record.digest):
             raise TokenExists(name)
         await self.redis.hset(self.keys.token_digests, record.digest, record.model_dump_json())
+        if self.table is not None:
+            self.table.forget()
         return record, token
 
     async def all(self) -> list[TokenRecord]:
@@ -140,6 +184,8 @@ class TokenStore:
             pipe.hdel(self.keys.token_digests, found)
             pipe.hdel(self.keys.tokens, name)
             await pipe.execute()
+        if self.table is not None:
+            self.table.forget()
         return True
 
     async def lookup(self, token: str | None) -> tuple[TokenRecord | None, bool]:
@@ -158,9 +204,11 @@ class Unauthenticated(Exception):
     """Tokens exist and this request's is missing or unknown."""
 
 
-async def authenticate(redis: Redis, settings: Settings, token: str | None) -> Principal | None:
+async def authenticate(
+    redis: Redis, settings: Settings, token: str | None, table: TokenTable | None = None
+) -> Principal | None:
     """Who `token` is. Open mode: OPEN whatever the token. None: tokens exist, this one is not
-    one of them (or none was given)."""
+    one of them (or none was given). With a `table`, a known token or none is answered from it."""
     env = settings.api_token
     if (
         token
@@ -168,6 +216,13 @@ async def authenticate(redis: Redis, settings: Settings, token: str | None) -> P
         and secrets.compare_digest(token.encode(), env.get_secret_value().encode())
     ):
         return Principal(ENV_TOKEN_NAME, Role.ADMIN)
+    if table is not None:
+        known = await table.records()
+        if not token:
+            return OPEN if env is None and not known else None
+        if (found := known.get(digest(token))) is not None:
+            return Principal(found.name, found.role)
+        # Unknown here: perhaps made a moment ago through another process; Redis says.
     record, any_stored = await TokenStore(redis, Keys(settings.namespace)).lookup(token)
     if record is not None:
         return Principal(record.name, record.role)
@@ -178,13 +233,15 @@ async def authenticate(redis: Redis, settings: Settings, token: str | None) -> P
 
 @dataclass
 class Authority:
-    """What `require` needs from the app: where tokens live and the settings."""
+    """What `require` needs from the app: where tokens live, the settings, and (unless
+    REDALERT_TOKEN_CACHE_MS is 0) this process's copy of the tokens."""
 
     redis: Redis
     settings: Settings
+    table: TokenTable | None = None
 
     async def principal(self, token: str | None) -> Principal | None:
-        return await authenticate(self.redis, self.settings, token)
+        return await authenticate(self.redis, self.settings, token, self.table)
 
 
 bearer = HTTPBearer(auto_error=False, description="A named API token, or REDALERT_API_TOKEN.")

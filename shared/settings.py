@@ -97,6 +97,13 @@ class Settings(BaseSettings):
         description="An admin token (named `api-token`); once any token exists, every /v1 "
         "request needs one.",
     )
+    token_cache_ms: int = Field(
+        default=500,
+        ge=0,
+        le=60_000,
+        description="How long a process answers from its copy of the API tokens: a token "
+        "revoked through another replica stops working within this; 0: ask Redis every request.",
+    )
     metrics_token: SecretStr | None = Field(
         default=None,
         description="When set, GET /metrics needs `Authorization: Bearer <token>` (or any API "

@@ -364,3 +364,66 @@ async def test_cli_tokens_and_audit(make_settings, redis, run_services):
         after = await asyncio.to_thread(run, "incidents", "list", token=token)
         assert after.returncode != 0
         assert "401" in after.stderr
+
+
+async def test_each_replica_answers_from_its_copy_of_the_tokens_for_a_bounded_time(
+    make_settings, redis, run_services
+):
+    """Replicas keep a copy of the tokens (REDALERT_TOKEN_CACHE_MS) instead of asking Redis on
+    every request. A token made through one works at once on the others (unknown tokens are
+    looked up); revoked through one, it is refused there at once and on the others once their
+    copy is older than their window."""
+    here = make_settings(api_token=ADMIN_ENV)
+    short = make_settings(api_token=ADMIN_ENV, token_cache_ms=200)
+    long = make_settings(api_token=ADMIN_ENV, token_cache_ms=60_000)
+    urls = [f"http://127.0.0.1:{s.http_port}" for s in (here, short, long)]
+    async with (
+        run_services(here, "ingest"),
+        run_services(short, "ingest"),
+        run_services(long, "ingest"),
+        httpx.AsyncClient() as http,
+    ):
+
+        async def who(url: str, token: str) -> int:
+            return (await http.get(f"{url}/v1/whoami", headers=bearer(token))).status_code
+
+        made = await http.post(
+            f"{urls[0]}/v1/tokens",
+            json={"name": "ops", "role": "responder"},
+            headers=bearer(ADMIN_ENV),
+        )
+        ops = made.json()["token"]
+        assert [await who(u, ops) for u in urls] == [200, 200, 200]
+        revoked = await http.delete(f"{urls[0]}/v1/tokens/ops", headers=bearer(ADMIN_ENV))
+        assert revoked.status_code == 204
+        assert await who(urls[0], ops) == 401  # revoked here: at once
+        assert await who(urls[2], ops) == 200  # its copy is younger than a minute
+        await asyncio.sleep(0.2)
+        assert await who(urls[1], ops) == 401  # its copy is older than 200 ms: read again
+        made = await http.post(
+            f"{urls[0]}/v1/tokens",
+            json={"name": "ana", "role": "viewer"},
+            headers=bearer(ADMIN_ENV),
+        )
+        assert await who(urls[2], made.json()["token"]) == 200  # new: looked up, not refused
+
+
+async def test_an_open_replica_closes_once_its_copy_is_read_again(
+    make_settings, redis, run_services
+):
+    """Open mode (no token anywhere) is answered from the copy too: a token made through another
+    replica closes this one within its REDALERT_TOKEN_CACHE_MS."""
+    here = make_settings()
+    there = make_settings(token_cache_ms=200)
+    async with (
+        run_services(here, "ingest"),
+        run_services(there, "ingest"),
+        httpx.AsyncClient() as http,
+    ):
+        base, other = (f"http://127.0.0.1:{s.http_port}" for s in (here, there))
+        assert (await http.get(f"{other}/v1/incidents")).status_code == 200
+        made = await http.post(f"{base}/v1/tokens", json={"name": "ops", "role": "admin"})
+        assert made.status_code == 201
+        assert (await http.get(f"{base}/v1/incidents")).status_code == 401
+        await asyncio.sleep(0.2)
+        assert (await http.get(f"{other}/v1/incidents")).status_code == 401

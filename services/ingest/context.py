@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from services.ingest.publish import Publisher
 from shared import signing
 from shared.audit import AuditTrail
-from shared.auth import Authority, TokenStore, admin
+from shared.auth import Authority, TokenStore, TokenTable, admin
 from shared.incidents import IncidentReader
 from shared.keys import Keys
 from shared.netpolicy import TargetPolicy
@@ -33,6 +33,8 @@ class Context:
     @classmethod
     def build(cls, settings: Settings, redis: Redis) -> "Context":
         k = Keys(settings.namespace)
+        cache_s = settings.token_cache_ms / 1000
+        table = TokenTable(redis, k, cache_s) if cache_s > 0 else None
         return cls(
             settings=settings,
             redis=redis,
@@ -40,8 +42,8 @@ class Context:
             publisher=Publisher(redis, settings),
             subscriptions=SubscriptionStore(redis, k),
             incidents=IncidentReader(redis, k),
-            authority=Authority(redis, settings),
-            tokens=TokenStore(redis, k),
+            authority=Authority(redis, settings, table),
+            tokens=TokenStore(redis, k, table),
             audit=AuditTrail(redis, k, settings.audit_keep),
         )
 
