@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from faststream.redis import RedisBroker, RedisSentinelBroker
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
@@ -120,6 +121,32 @@ def queue_wait(pipe: Pipeline, client: "Redis") -> int:
     if wanted:
         pipe.execute_command("WAIT", wanted, WAIT_TIMEOUT_MS)
     return wanted
+
+
+class ReplicatedTransaction(Pipeline):
+    """A MULTI/EXEC pipeline followed by `WAIT N` on its connection (REDALERT_MIN_REPLICAS_ACK).
+
+    WAIT does not block inside MULTI, and `execute` hands the connection back to the pool when
+    it returns: so WAIT is sent right after EXEC is read, on that connection — the one whose
+    writes it waits for. `shortfall` says when fewer replicas than N confirmed in time.
+    """
+
+    def __init__(self, client: "Redis") -> None:
+        super().__init__(client.connection_pool, client.response_callbacks, True, None)
+        self.wanted = replicas_wanted(client)
+        self.shortfall: NotReplicated | None = None
+
+    async def _execute_transaction(  # type: ignore[no-untyped-def]
+        self, connection: Connection, commands, raise_on_error
+    ) -> list[Any]:
+        replies: list[Any] = await super()._execute_transaction(
+            connection, commands, raise_on_error
+        )
+        if self.wanted:
+            await connection.send_command("WAIT", self.wanted, WAIT_TIMEOUT_MS)
+            acked = int(await connection.read_response())
+            self.shortfall = NotReplicated(acked, self.wanted) if acked < self.wanted else None
+        return replies
 
 
 def check_replicated(acked: Any, wanted: int) -> None:

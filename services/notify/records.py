@@ -9,6 +9,7 @@ can tell whether the URL at that position is still the one that failed — never
 import asyncio
 import hashlib
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,6 +20,9 @@ from services.notify.render import Notification
 from services.notify.send import UrlResult
 from shared import keys, metrics
 from shared.models import DeadLetter, Delivery, DeliveryOutcome, Subscription
+from shared.redis import ReplicatedTransaction
+
+log = logging.getLogger("redalert.notify")
 
 
 def url_hash(url: str) -> str:
@@ -111,7 +115,9 @@ class GroupCommit:
     Each caller queues its commands and waits for its own replies; whatever arrives while a
     flush is running goes into the next one. So a thousand sends ending at once cost a few
     round trips, not a thousand (nor a thousand connections), and each caller's writes stay
-    atomic: a flush is one MULTI/EXEC.
+    atomic: a flush is one MULTI/EXEC. With REDALERT_MIN_REPLICAS_ACK=N it is followed by WAIT N
+    on the same connection, so a send's records (and its "sent" mark) are on N replicas before
+    its caller moves on: a failover then does not forget what was already sent.
     """
 
     def __init__(self, redis: Redis, max_batch: int = 512) -> None:
@@ -132,12 +138,15 @@ class GroupCommit:
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
             spans = []
             try:
-                async with self.redis.pipeline(transaction=True) as pipe:
+                async with ReplicatedTransaction(self.redis) as pipe:
                     for queue_commands, _ in batch:
                         start = len(pipe.command_stack)
                         await queue_commands(pipe)
                         spans.append((start, len(pipe.command_stack)))
                     replies = await pipe.execute(raise_on_error=False)
+                if pipe.shortfall is not None:
+                    # Written and sent already: say so, as classify's atomic writes do.
+                    log.warning("send records: %s", pipe.shortfall)
             except Exception as e:
                 for _, future in batch:
                     if not future.done():
