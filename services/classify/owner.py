@@ -194,14 +194,18 @@ class IncidentOwner:
         await self._fresh()
         k = self.k
         lookups = list(dict.fromkeys(key for _, c in items for key in lookup_keys(k, c.post)))
+        # Two commands for the batch, not one per key: each reply costs more to read than the
+        # key does to find.
         async with self.redis.pipeline(transaction=False) as pipe:
-            for _, c in items:
-                pipe.exists(k.applied(c.post.key))
-            for key in lookups:
-                pipe.get(key)
-            replies = iter(await pipe.execute())
-        applied = {c.post.key for _, c in items if next(replies)}
-        correlation = {key: v.decode() for key in lookups if (v := next(replies)) is not None}
+            pipe.mget([k.applied(c.post.key) for _, c in items])
+            if lookups:
+                pipe.mget(lookups)
+            done, *named = await pipe.execute()
+        applied = {c.post.key for (_, c), v in zip(items, done, strict=True) if v is not None}
+        found = named[0] if named else []
+        correlation = {
+            key: v.decode() for key, v in zip(lookups, found, strict=True) if v is not None
+        }
         state = await self._known(correlation.values())
         t1 = clock()
         fresh, changes = self._decide([c for _, c in items], applied, correlation, state, utcnow())
@@ -243,15 +247,15 @@ class IncidentOwner:
             applied.add(c.post.key)
             fresh.append(c)
             named = next((correlation[x] for x in lookup_keys(k, c.post) if x in correlation), None)
-            candidate_ids = {i for t in c.topics for i in by_topic.get(t, ())}
-            candidates = [state.get(i) or self.open.get(i) for i in sorted(candidate_ids)]
-            choice = choose(
-                c,
-                by_key=state.get(named) if named else None,
-                candidates=[x for x in candidates if x is not None and x.is_open],
-                now=now,
-                policy=self.policy,
-            )
+            by_key = state.get(named) if named else None
+            candidates: list[Incident] = []
+            if by_key is None:  # a post of a known thread joins it: no need to look further
+                candidate_ids = {i for t in c.topics for i in by_topic.get(t, ())}
+                for i in sorted(candidate_ids):
+                    x = state.get(i) or self.open.get(i)
+                    if x is not None and x.is_open:
+                        candidates.append(x)
+            choice = choose(c, by_key=by_key, candidates=candidates, now=now, policy=self.policy)
             target = incident_id_for(c.post) if choice.new else choice.incident_id
             c.incident_id = None
             if target is None:
