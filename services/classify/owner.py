@@ -19,7 +19,6 @@ lease moved: nothing was written, the entries stay pending and the next owner ap
 """
 
 import hashlib
-import json
 import logging
 import time
 from collections import Counter
@@ -27,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import orjson
 from redis.asyncio import Redis
 
 from services.classify import incidents
@@ -85,6 +85,11 @@ def incident_id_for(post: Post) -> str:
     """A new incident's id, from the post that opened it (a post opens at most one): replays,
     take-overs and replicas name it the same."""
     return hashlib.blake2b(post.key.encode(), digest_size=6).hexdigest()
+
+
+def _count_classified(written: list[Classification]) -> None:
+    for c in written:
+        metrics.classified(c)
 
 
 def _decode(value: bytes | None) -> str | None:
@@ -211,6 +216,7 @@ class IncidentOwner:
         fresh, changes = self._decide([c for _, c in items], applied, correlation, state, utcnow())
         t2 = clock()
         w = self._fenced()
+        w.then(lambda: _count_classified(fresh))
         for c in fresh:
             self._write_classification(w, c)
         for incident_id in {c.incident_id for c in fresh if c.incident_id}:
@@ -355,7 +361,6 @@ class IncidentOwner:
     # --- writing -------------------------------------------------------------------------------
 
     def _write_classification(self, w: Guarded, c: Classification) -> None:
-        w.then(lambda: metrics.classified(c))
         k, post, ttl = self.k, c.post, self.settings.dedup_ttl_s
         w.do("SET", k.applied(post.key), c.incident_id or "-", "EX", ttl)
         w.do(
@@ -382,7 +387,7 @@ class IncidentOwner:
             "published_at": post.published_at.isoformat() if post.published_at else None,
             "received_at": post.received_at.isoformat(),
         }
-        w.do("RPUSH", k.incident_posts(c.incident_id), json.dumps(summary))
+        w.do("RPUSH", k.incident_posts(c.incident_id), orjson.dumps(summary))
 
     def _write_incident(
         self, w: Guarded, before: Incident | None, after: Incident, events: list[IncidentEvent]

@@ -22,6 +22,7 @@ A post whose source set its severity, or whose source hint decided it (a status 
 from services.classify.model.artifact import ModelArtifact
 from services.classify.rules.engine import Engine
 from services.classify.rules.schema import RulesFile
+from services.classify.trusted import trusted
 from shared.models import Classification, Hit, ModelOpinion, Post
 from shared.severity import Severity
 
@@ -52,6 +53,9 @@ def unsure(c: Classification) -> str | None:
     if len(found) == 1 and found[0].kind not in _CLEARS:
         return f"{ONE} ({found[0].rule})"
     return None
+
+
+_OPINION = frozenset(ModelOpinion.model_fields)
 
 
 class Combined:
@@ -86,15 +90,19 @@ class Combined:
         )
         # Built without validation (the values are ours) and set on the classification the
         # engine just made for this call: no copies on the hot path.
-        opinion = ModelOpinion.model_construct(
-            version=self.model.version,
-            severity=p.severity,
-            probabilities=p.probabilities,
-            words=p.words,
-            unsure=why,
-            confidence=self.model.confidence,
-            rules_severity=c.severity,
-            decided=decided,
+        opinion = trusted(
+            ModelOpinion,
+            {
+                "version": self.model.version,
+                "severity": p.severity,
+                "probabilities": p.probabilities,
+                "words": p.words,
+                "unsure": why,
+                "confidence": self.model.confidence,
+                "rules_severity": c.severity,
+                "decided": decided,
+            },
+            _OPINION,
         )
         if decided:
             overrule(c, opinion)

@@ -35,6 +35,7 @@ from services.classify.rules.hints import tables as hint_tables
 from services.classify.rules.hints import with_hint
 from services.classify.rules.linear import OPTIONS, Encoded, RuleRegex, compile_rule
 from services.classify.rules.schema import Direction, ModifierKind, RulesFile, Scope
+from services.classify.trusted import trusted
 from shared.models import Classification, Hit, Post, utcnow
 from shared.severity import Severity
 
@@ -465,23 +466,48 @@ def _in_scope(mod: _Found, target: _Found, scope: Scope) -> bool:
     return not (scope.until == "sentence" and mod.sentence != target.sentence)
 
 
-def _classification(**values: object) -> Classification:
-    # Built without validation: every value comes from a validated rules file and the post.
-    # Every field is given, so no default factory runs (model_construct inspects each one).
-    return Classification.model_construct(incident_id=None, classified_at=utcnow(), **values)
+def _classification(
+    *,
+    post: Post,
+    severity: Severity,
+    scores: dict[str, float],
+    topics: list[str],
+    all_clear: bool,
+    stand_down: bool,
+    trust: float,
+    hits: list[Hit],
+    rules_version: str,
+) -> Classification:
+    fields = {
+        "post": post,
+        "severity": severity,
+        "scores": scores,
+        "topics": topics,
+        "all_clear": all_clear,
+        "stand_down": stand_down,
+        "trust": trust,
+        "hits": hits,
+        "hint": None,
+        "rules_version": rules_version,
+        "model": None,
+        "incident_id": None,
+        "classified_at": utcnow(),
+    }
+    return trusted(Classification, fields, _GIVEN)
+
+
+_GIVEN = frozenset(Classification.model_fields) - {"hint", "model"}
 
 
 def _hit(f: _Found, text: str) -> Hit:
-    # A copy of the rule's template hit with its own span: no validation (every value comes
-    # from a validated rules file and the post), and cheaper than model_copy(update=...).
-    hit = f.rule.template.__copy__()
-    fields = hit.__dict__
+    # The rule's template hit with its own span.
+    fields = f.rule.template.__dict__.copy()
     fields["text"] = text[f.start : f.end]
     fields["start"], fields["end"] = f.start, f.end
     fields["effect"], fields["by"] = f.effect, f.by
     if not f.weighs:
         fields["weight"] = 0.0
-    return hit
+    return trusted(Hit, fields, fields)
 
 
 # --- the trie ------------------------------------------------------------------------------------
