@@ -19,6 +19,7 @@ else an embedded server.
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import statistics
@@ -44,7 +45,7 @@ from shared.models import IncidentEvent, Post, Subscription  # noqa: E402
 from shared.redis import broker as make_broker  # noqa: E402
 from shared.redis import redis_client  # noqa: E402
 from shared.settings import Settings  # noqa: E402
-from shared.startup import prepare, settle_heap  # noqa: E402
+from shared.startup import prepare  # noqa: E402
 from shared.subscriptions import SubscriptionStore  # noqa: E402
 
 SEED = ROOT / "examples" / "iss-coolant-leak.jsonl"
@@ -113,7 +114,7 @@ async def run(
                 consumed.set()
 
         notify.consumers[0].handler = probe
-        settle_heap()  # as the runtime does once the services are built
+        gc.freeze()  # start-up's objects out of the collector's sight, as `serve` does
         broker = make_broker(settings)
         for consumer in [*classify.consumers, *notify.consumers]:
             consumer.register(broker)

@@ -19,7 +19,7 @@ from shared.consumer import StreamConsumer
 from shared.redis import broker as make_broker
 from shared.redis import redis_client
 from shared.settings import Settings
-from shared.startup import prepare, settle_heap
+from shared.startup import prepare
 
 log = logging.getLogger("redalert")
 
@@ -126,7 +126,6 @@ class Runtime:
             from services.notify.escalation import EscalationService
 
             self.handlers["escalation"] = EscalationService(self.redis, self.settings)
-        settle_heap()
         for service in self.handlers.values():
             self.consumers += service.consumers
         for consumer in self.consumers:

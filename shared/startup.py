@@ -1,6 +1,5 @@
 """Start-up work every service does first, whichever of them starts first."""
 
-import gc
 import logging
 
 from redis.asyncio import Redis
@@ -25,11 +24,3 @@ async def prepare(redis: Redis, settings: Settings) -> None:
         declared = load_subscriptions_file(settings.subscriptions_file)
         report = await SubscriptionStore(redis, k).apply(declared)
         log.info("subscriptions file %s applied: %s", settings.subscriptions_file, report)
-
-
-def settle_heap() -> None:
-    """Once the services are built: what start-up loaded (libraries, rules, the severity model,
-    subscriptions) leaves the garbage collector's view. It never becomes garbage, yet every full
-    collection walked it again: a tenth of classify's time under a burst."""
-    gc.collect()
-    gc.freeze()
