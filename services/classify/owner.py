@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import orjson
+from pydantic_core import to_json
 from redis.asyncio import Redis
 
 from services.classify import incidents
@@ -387,7 +387,7 @@ class IncidentOwner:
             "published_at": post.published_at.isoformat() if post.published_at else None,
             "received_at": post.received_at.isoformat(),
         }
-        w.do("RPUSH", k.incident_posts(c.incident_id), orjson.dumps(summary))
+        w.do("RPUSH", k.incident_posts(c.incident_id), to_json(summary))
 
     def _write_incident(
         self, w: Guarded, before: Incident | None, after: Incident, events: list[IncidentEvent]
