@@ -88,6 +88,45 @@ def test_the_signed_webhooks_have_request_schemas(openapi: dict[str, Any], path:
     assert model in openapi["components"]["schemas"]
 
 
+def _typed(schema: dict[str, Any]) -> bool:
+    """A schema that says what is in it: a $ref, an object with properties, a list of those."""
+    if "$ref" in schema or schema.get("properties"):
+        return True
+    if schema.get("type") == "array":
+        return _typed(schema.get("items", {}))
+    alternatives = schema.get("anyOf") or schema.get("oneOf")
+    return bool(alternatives) and all(_typed(a) for a in alternatives)
+
+
+def test_every_json_answer_has_a_schema_that_says_what_is_in_it(openapi: dict[str, Any]):
+    # A route answering a free-form object (a dict with no response model) fails here; routes
+    # answering HTML, text, a calendar… declare that media type instead (response_class).
+    untyped = []
+    for path, ops in openapi["paths"].items():
+        for method, op in ops.items():
+            for code, answer in op["responses"].items():
+                if not code.startswith("2"):
+                    continue
+                assert code == "204" or answer.get("content"), (method, path, code)
+                json_answer = answer.get("content", {}).get("application/json")
+                if json_answer is not None and not _typed(json_answer.get("schema", {})):
+                    untyped.append(f"{method.upper()} {path} {code}")
+    assert untyped == []
+
+
+@pytest.mark.parametrize(
+    ("path", "media_type"),
+    [
+        ("/v1/people/{name}/oncall.ics", "text/calendar"),
+        ("/v1/schedules/{name}/oncall.ics", "text/calendar"),
+        ("/v1/corrections.jsonl", "application/x-ndjson"),
+    ],
+)
+def test_files_declare_their_media_type(openapi: dict[str, Any], path: str, media_type: str):
+    (declared,) = _responses(openapi, "get", path)["200"]["content"]
+    assert declared.startswith(media_type)
+
+
 def test_the_checked_in_asyncapi_matches_the_models():
     # Fails when a stream's model changes and docs/asyncapi.json was not regenerated.
     assert json.loads(CHECKED_IN.read_text()) == asyncapi.document(), (

@@ -15,6 +15,7 @@ changes without it being regenerated:
 
 import json
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -39,12 +40,28 @@ IncidentView = create_model(  # an Incident without the fields kept for classify
 )
 
 
-class _Open(BaseModel):
-    # Answers may carry more than these fields (they grow); what is listed is guaranteed.
+class Open(BaseModel):
+    """An answer's view. Answers may carry more than these fields (they grow); what is listed is
+    guaranteed. Routes that build their answer as a dict declare such a view with
+    `response_model_exclude_unset=True`: the dict goes out as it was built, no key dropped (extra
+    ones allowed) and none added (fields it left out stay out)."""
+
     model_config = ConfigDict(extra="allow")
 
 
-class PostInIncident(_Open):
+def view_of(
+    model: type[BaseModel], name: str, doc: str, *, without: Iterable[str] = (), **more: Any
+) -> type[Open]:
+    """`model` as answers show it: its fields (not its validators: an answer is not an input)
+    less `without`, plus `more` (name=(type, default) or name=type)."""
+    fields: dict[str, Any] = {
+        n: (f.annotation, f) for n, f in model.model_fields.items() if n not in set(without)
+    }
+    fields.update({n: v if isinstance(v, tuple) else (v, ...) for n, v in more.items()})
+    return create_model(name, __base__=Open, __doc__=doc, **fields)  # type: ignore[no-any-return]
+
+
+class PostInIncident(Open):
     id: str
     source: str
     text: str
@@ -52,7 +69,7 @@ class PostInIncident(_Open):
     received_at: str | None = None
 
 
-class TimelineEntry(_Open):
+class TimelineEntry(Open):
     # Transitions have an event id; escalation lines (escalation_started, page, escalation_held,
     # escalation_stopped: services/notify/escalation.py) have none, and name their `policy`.
     event_id: str | None = None
@@ -63,7 +80,7 @@ class TimelineEntry(_Open):
     reason: str
 
 
-class IncidentDetail(_Open):
+class IncidentDetail(Open):
     """An incident with its posts, its transitions and who was told what."""
 
     incident: IncidentView  # type: ignore[valid-type]
@@ -72,7 +89,7 @@ class IncidentDetail(_Open):
     deliveries: list[dict[str, Any]] = Field(default_factory=list)
 
 
-class SubscriptionView(_Open):
+class SubscriptionView(Open):
     """A subscription as the API shows it: URLs masked, a webhook's secret as ****."""
 
     id: str
@@ -93,7 +110,7 @@ class SubscriptionWithCircuits(SubscriptionView):
     )
 
 
-class UrlTestResult(_Open):
+class UrlTestResult(Open):
     index: int
     url: str = Field(description="masked")
     ok: bool
@@ -101,7 +118,7 @@ class UrlTestResult(_Open):
     error: str | None = None
 
 
-class SubscriptionTest(_Open):
+class SubscriptionTest(Open):
     subscription: str
     ok: bool
     results: list[UrlTestResult]

@@ -7,11 +7,12 @@ from fastapi import APIRouter, Depends, Query
 
 from services.ingest.context import Context, ctx
 from shared import auth
+from shared.audit import AuditEntry
 
 router = APIRouter(tags=["audit"])
 
 
-@router.get("/v1/audit", dependencies=[Depends(auth.admin)])
+@router.get("/v1/audit", dependencies=[Depends(auth.admin)], response_model=list[AuditEntry])
 async def audit_trail(
     limit: int = Query(100, ge=1, le=1000),
     actor: str | None = Query(None, max_length=200, description="only this actor's changes"),

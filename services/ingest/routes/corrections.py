@@ -12,6 +12,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.ingest.context import Context, ctx
+from services.ingest.contracts import Open
 from shared import auth, keys
 from shared.codec import DecodeError, decode
 from shared.corrections import Correction, CorrectionStore, to_jsonl
@@ -121,6 +122,7 @@ async def label_post(
     "/v1/posts/{source}/{post_id}/label",
     status_code=201,
     summary="Correct a post's severity (stored with who, when and why)",
+    response_model=Correction,
 )
 async def label(
     source: str,
@@ -137,13 +139,37 @@ async def label(
     return correction.model_dump(mode="json")
 
 
-@router.get("/v1/corrections")
+class LabelledLine(Open):
+    """A line of the labelled set (tests/data/README.md), with who, when and why besides."""
+
+    id: str = Field(description="source:id")
+    label: Severity
+    text: str
+    source: str
+    tags: list[str]
+    by: str
+    why: str
+    at: str
+    author: str | None = None
+    predicted: Severity | None = None
+    rules_version: str | None = None
+
+
+class NdjsonResponse(PlainTextResponse):
+    media_type = "application/x-ndjson"
+
+
+@router.get(
+    "/v1/corrections",
+    response_model=list[LabelledLine],
+    response_model_exclude_unset=True,
+)
 async def list_corrections(c: Context = Depends(ctx)) -> list[dict[str, Any]]:
     """Every correction, oldest first, in the labelled-set format (tests/data/README.md)."""
     return [x.labelled() for x in await CorrectionStore(c.redis, c.keys).all()]
 
 
-@router.get("/v1/corrections.jsonl", response_class=PlainTextResponse)
+@router.get("/v1/corrections.jsonl", response_class=NdjsonResponse)
 async def export_corrections(c: Context = Depends(ctx)) -> PlainTextResponse:
     """The same as JSONL, one labelled post a line: `redalert rules eval` reads it as it is."""
     lines = [x.labelled() for x in await CorrectionStore(c.redis, c.keys).all()]

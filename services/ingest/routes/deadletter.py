@@ -3,12 +3,15 @@
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
+from pydantic import Field
 
 from services.ingest.context import Context, ctx
+from services.ingest.contracts import Open, view_of
 from services.ingest.routes.subscriptions import sender
 from services.notify.replay import DeadLetters, ReplayError
 from services.notify.send import Sender
 from shared import auth
+from shared.models import DeadLetter
 
 router = APIRouter(tags=["deadletter"])
 
@@ -17,7 +20,29 @@ def letters(c: Context = Depends(ctx), send: Sender = Depends(sender)) -> DeadLe
     return DeadLetters(c.redis, c.settings, send)
 
 
-@router.get("/v1/deadletter", dependencies=[Depends(auth.viewer)])
+DeadLetterView = view_of(
+    DeadLetter,
+    "DeadLetterView",
+    "A dead letter, and its last replay (if any).",
+    replayed=(dict[str, Any] | None, Field(default=None, description="at, ok, …")),
+)
+SHOWN: dict[str, Any] = {"response_model": DeadLetterView, "response_model_exclude_unset": True}
+
+
+class Replayed(Open):
+    """A replay's outcome: a delivery's names `subscription`, `url` (masked), `attempts` and
+    `error`; an entry's names the `stream` and the new `entry_id`."""
+
+    id: str
+    ok: bool
+
+
+@router.get(
+    "/v1/deadletter",
+    dependencies=[Depends(auth.viewer)],
+    response_model=list[DeadLetterView],  # type: ignore[valid-type]
+    response_model_exclude_unset=True,
+)
 async def list_letters(
     limit: int = Query(50, ge=1, le=1000),
     stream: str | None = Query(None, description="only letters from this stream"),
@@ -27,7 +52,7 @@ async def list_letters(
     return [letter.public() for letter in await dl.list(limit, stream)]
 
 
-@router.get("/v1/deadletter/{letter_id}", dependencies=[Depends(auth.viewer)])
+@router.get("/v1/deadletter/{letter_id}", dependencies=[Depends(auth.viewer)], **SHOWN)
 async def get_letter(letter_id: str, dl: DeadLetters = Depends(letters)) -> dict[str, Any]:
     found = await dl.find(letter_id)
     if found is None:
@@ -35,7 +60,12 @@ async def get_letter(letter_id: str, dl: DeadLetters = Depends(letters)) -> dict
     return found.public()
 
 
-@router.post("/v1/deadletter/{letter_id}/replay", dependencies=[Depends(auth.admin)])
+@router.post(
+    "/v1/deadletter/{letter_id}/replay",
+    dependencies=[Depends(auth.admin)],
+    response_model=Replayed,
+    response_model_exclude_unset=True,
+)
 async def replay_letter(
     letter_id: str,
     force: bool = Query(False, description="replay even if it was replayed before"),

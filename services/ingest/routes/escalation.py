@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse
 
 from services.ingest.audit import note
 from services.ingest.context import Context, ctx, require_token
+from services.ingest.contracts import view_of
 from services.ingest.routes.incidents import act
 from shared.escalation import MAX_POLICIES, Policy, PolicySpec, PolicyStore, verify_ack
 from shared.links import claim_use, link_secret, moved_on, used_at
@@ -77,7 +78,13 @@ async def _unknown_targets(c: Context, spec: PolicySpec) -> None:
             )
 
 
-@router.post("/v1/escalation-policies", status_code=201, dependencies=[Depends(require_token)])
+PolicyView = view_of(Policy, "PolicyView", "An escalation policy.")
+SHOWN: dict[str, Any] = {"response_model": PolicyView, "response_model_exclude_unset": True}
+
+
+@router.post(
+    "/v1/escalation-policies", status_code=201, dependencies=[Depends(require_token)], **SHOWN
+)
 async def put_policy(
     spec: PolicySpec,
     response: Response,
@@ -99,13 +106,17 @@ async def put_policy(
     return policy.public()
 
 
-@router.get("/v1/escalation-policies")
+@router.get(
+    "/v1/escalation-policies",
+    response_model=list[PolicyView],  # type: ignore[valid-type]
+    response_model_exclude_unset=True,
+)
 async def list_policies(store: PolicyStore = Depends(policies)) -> list[dict[str, Any]]:
     """By priority, highest first: the order they are considered in."""
     return [p.public() for p in await store.all()]
 
 
-@router.get("/v1/escalation-policies/{name}")
+@router.get("/v1/escalation-policies/{name}", **SHOWN)
 async def get_policy(name: str, store: PolicyStore = Depends(policies)) -> dict[str, Any]:
     policy = await store.get(name)
     if policy is None:

@@ -128,7 +128,12 @@ def alert_to_post(alert: GrafanaAlert, receiver: str) -> Post:
     )
 
 
-@router.post("/v1/webhooks/grafana", status_code=202)
+class GrafanaAnswer(BaseModel):
+    posts: int = Field(description="new posts")
+    duplicates: int = Field(description="alerts already posted")
+
+
+@router.post("/v1/webhooks/grafana", status_code=202, response_model=GrafanaAnswer)
 async def grafana(request: Request, c: Context = Depends(ctx)) -> Any:
     hook = await _signed_body(c, request, c.settings.grafana_secret)
     posts = [alert_to_post(alert, hook.receiver) for alert in hook.alerts]

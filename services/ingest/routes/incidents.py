@@ -16,7 +16,7 @@ from services.ingest.contracts import IncidentDetail, IncidentView
 from shared import auth
 from shared.auth import Principal
 from shared.incidents import public
-from shared.models import CommandAction, IncidentCommand
+from shared.models import ArchivedIncident, CommandAction, IncidentCommand
 
 router = APIRouter(tags=["incidents"])
 
@@ -49,7 +49,19 @@ async def list_incidents(
     return [public(i) for i in await c.incidents.list(limit=limit, offset=offset)]
 
 
-@router.get("/v1/incidents/archive", dependencies=[Depends(auth.viewer)])
+class Archive(BaseModel):
+    """A page of the archive, and the cursor of the next one (None at the end)."""
+
+    incidents: list[ArchivedIncident]
+    next: str | None = Field(description="pass it as `before` for the next page")
+
+
+@router.get(
+    "/v1/incidents/archive",
+    dependencies=[Depends(auth.viewer)],
+    response_model=Archive,
+    response_model_exclude_unset=True,
+)
 async def list_archived(
     limit: int = Query(50, ge=1, le=500),
     before: str | None = Query(

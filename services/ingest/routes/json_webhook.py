@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 
 from services.ingest.context import Context, ctx, verify_signed
 from services.ingest.errors import unprocessable
+from services.ingest.routes.posts import Accepted
 from services.ingest.routes.sources import poller
 from services.ingest.sources.jsonmap import MappingError
 from services.ingest.sources.poller import Poller
@@ -24,7 +25,7 @@ from shared.models import utcnow
 router = APIRouter(tags=["webhooks"])
 
 
-@router.post("/v1/webhooks/json/{name}", status_code=202)
+@router.post("/v1/webhooks/json/{name}", status_code=202, response_model=Accepted)
 async def json_webhook(
     name: str, request: Request, c: Context = Depends(ctx), p: Poller = Depends(poller)
 ) -> Any:

@@ -10,9 +10,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from services.ingest.context import Context, ctx
+from services.ingest.contracts import view_of
 from shared import auth, ical
 from shared.people import MAX_PEOPLE, PeopleStore, Person, PersonSpec, keep_masked_contacts, public
 from shared.schedules import (
@@ -31,6 +32,31 @@ ICAL_TYPE = "text/calendar; charset=utf-8"
 MAX_ICAL_DAYS = 366
 
 
+class CalendarResponse(Response):
+    """An iCalendar file (RFC 5545)."""
+
+    media_type = ICAL_TYPE
+
+
+PersonView = view_of(Person, "PersonView", "A person; contacts masked.", contacts=list[str])
+
+
+class OnCallAnswer(BaseModel):
+    """Who is on call on a schedule at a time (all None: nobody), and why."""
+
+    schedule: str
+    at: str
+    person: str | None
+    via: str | None = Field(description="the rotation or override that decided it")
+    since: str | None
+    until: str | None = Field(description="None: no end known")
+
+
+ScheduleView = view_of(
+    Schedule, "ScheduleView", "A schedule, and who is on call now.", on_call=OnCallAnswer
+)
+
+
 def people(c: Context = Depends(ctx)) -> PeopleStore:
     return PeopleStore(c.redis, c.keys)
 
@@ -46,7 +72,13 @@ def _invalid(loc: tuple[Any, ...], msg: str) -> RequestValidationError:
 # --- people ---------------------------------------------------------------------------------------
 
 
-@router.post("/v1/people", status_code=201, dependencies=[Depends(auth.admin)])
+@router.post(
+    "/v1/people",
+    status_code=201,
+    dependencies=[Depends(auth.admin)],
+    response_model=PersonView,
+    response_model_exclude_unset=True,
+)
 async def put_person(
     body: dict[str, Any], response: Response, store: PeopleStore = Depends(people)
 ) -> dict[str, Any]:
@@ -71,7 +103,11 @@ async def put_person(
     return public(person)
 
 
-@router.get("/v1/people")
+@router.get(
+    "/v1/people",
+    response_model=list[PersonView],  # type: ignore[valid-type]
+    response_model_exclude_unset=True,
+)
 async def list_people(store: PeopleStore = Depends(people)) -> list[dict[str, Any]]:
     return [public(p) for p in await store.all()]
 
@@ -83,7 +119,7 @@ async def _person(store: PeopleStore, name: str) -> Person:
     return person
 
 
-@router.get("/v1/people/{name}")
+@router.get("/v1/people/{name}", response_model=PersonView, response_model_exclude_unset=True)
 async def get_person(name: str, store: PeopleStore = Depends(people)) -> dict[str, Any]:
     return public(await _person(store, name))
 
@@ -105,7 +141,7 @@ async def delete_person(
     return Response(status_code=204)
 
 
-@router.get("/v1/people/{name}/oncall.ics")
+@router.get("/v1/people/{name}/oncall.ics", response_class=CalendarResponse)
 async def person_calendar(
     name: str,
     days: int = Query(28, ge=1, le=MAX_ICAL_DAYS),
@@ -127,7 +163,13 @@ async def person_calendar(
 # --- schedules ------------------------------------------------------------------------------------
 
 
-@router.post("/v1/schedules", status_code=201, dependencies=[Depends(auth.admin)])
+@router.post(
+    "/v1/schedules",
+    status_code=201,
+    dependencies=[Depends(auth.admin)],
+    response_model=ScheduleView,
+    response_model_exclude_unset=True,
+)
 async def put_schedule(
     spec: ScheduleSpec,
     response: Response,
@@ -168,7 +210,11 @@ def _answer(s: ScheduleSpec, at: datetime) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/schedules")
+@router.get(
+    "/v1/schedules",
+    response_model=list[ScheduleView],  # type: ignore[valid-type]
+    response_model_exclude_unset=True,
+)
 async def list_schedules(store: ScheduleStore = Depends(schedules)) -> list[dict[str, Any]]:
     now = datetime.now(UTC)
     return [_shown(s, now) for s in await store.all()]
@@ -181,7 +227,7 @@ async def _schedule(store: ScheduleStore, name: str) -> Schedule:
     return s
 
 
-@router.get("/v1/schedules/{name}")
+@router.get("/v1/schedules/{name}", response_model=ScheduleView, response_model_exclude_unset=True)
 async def get_schedule(name: str, store: ScheduleStore = Depends(schedules)) -> dict[str, Any]:
     return _shown(await _schedule(store, name), datetime.now(UTC))
 
@@ -193,7 +239,7 @@ async def delete_schedule(name: str, store: ScheduleStore = Depends(schedules)) 
     return Response(status_code=204)
 
 
-@router.get("/v1/schedules/{name}/oncall")
+@router.get("/v1/schedules/{name}/oncall", response_model=OnCallAnswer)
 async def who_is_on_call(
     name: str,
     at: datetime | None = Query(None, description="ISO 8601 with a zone; default now"),
@@ -212,7 +258,7 @@ async def who_is_on_call(
     return _answer(await _schedule(store, name), (at or datetime.now(UTC)).astimezone(UTC))
 
 
-@router.get("/v1/schedules/{name}/oncall.ics")
+@router.get("/v1/schedules/{name}/oncall.ics", response_class=CalendarResponse)
 async def schedule_calendar(
     name: str,
     days: int = Query(28, ge=1, le=MAX_ICAL_DAYS),

@@ -47,7 +47,36 @@ class RouteTest(BaseModel):
         )
 
 
-@router.post("/v1/routes/test")
+class RoutedIncident(BaseModel):
+    severity: Severity
+    labels: dict[str, str]
+    topics: list[str]
+    sources: list[str]
+
+
+class RouteDecision(BaseModel):
+    """One route, in the order they are tried: taken or not, and why."""
+
+    kind: str = Field(description="subscription or policy")
+    name: str
+    priority: int
+    continue_: bool = Field(alias="continue")
+    taken: bool
+    why: str
+    first_step: list[str] | None = Field(
+        default=None, description="a policy taken: whom its first step pages"
+    )
+
+
+class RoutesExplained(BaseModel):
+    """Which routes an incident like this takes, and who would be told."""
+
+    incident: RoutedIncident
+    routes: list[RouteDecision]
+    notified: list[str]
+
+
+@router.post("/v1/routes/test", response_model=RoutesExplained, response_model_exclude_unset=True)
 async def explain_routes(body: RouteTest, c: Context = Depends(ctx)) -> dict[str, Any]:
     now = datetime.now(UTC)
     incident = body.incident(now)

@@ -14,13 +14,32 @@ from services.classify.rules.live import file_source
 from services.classify.rules.store import RevisionConflict, RulesDoc, RulesStore
 from services.ingest.audit import note
 from services.ingest.context import Context, ctx
+from services.ingest.contracts import view_of
 from shared import auth
 from shared.auth import Principal, Role
-from shared.models import Post, SourceHint
+from shared.models import Classification, Post, SourceHint
 
 router = APIRouter(tags=["rules"])
 
 BODY = "body"  # the name problems are reported under: "body:12: reason"
+
+RulesRevision = view_of(
+    RulesDoc, "RulesRevision", "A revision of the rules, without its YAML.", without=("yaml",)
+)
+RulesChange = view_of(
+    RulesDoc,
+    "RulesChange",
+    "The revision a PUT left the rules at; `changed` is false when they said the same already.",
+    without=("yaml",),
+    changed=bool,
+)
+RulesVerdict = view_of(
+    Classification,
+    "RulesVerdict",
+    "How the rules classify the text, and why, line by line.",
+    without=("post", "incident_id", "classified_at"),
+    explanation=list[str],
+)
 
 
 def store(c: Context) -> RulesStore:
@@ -61,19 +80,24 @@ def rules_problems(e: ConfigError) -> JSONResponse:
     )
 
 
-@router.get("/v1/rules", dependencies=[Depends(auth.viewer)])
+@router.get("/v1/rules", dependencies=[Depends(auth.viewer)], response_model=RulesDoc)
 async def get_rules(c: Context = Depends(ctx)) -> dict[str, Any]:
     """The rules in use: revision, version (as in each classification's `rules_version`), YAML."""
     return (await in_use(c)).model_dump(mode="json")
 
 
-@router.get("/v1/rules/history", dependencies=[Depends(auth.viewer)])
+@router.get(
+    "/v1/rules/history",
+    dependencies=[Depends(auth.viewer)],
+    response_model=list[RulesRevision],  # type: ignore[valid-type]
+    response_model_exclude_unset=True,
+)
 async def rules_history(c: Context = Depends(ctx)) -> list[dict[str, Any]]:
     """The last revisions, newest first (without their YAML: GET /v1/rules/{revision})."""
     return [d.summary() for d in await store(c).history()]
 
 
-@router.get("/v1/rules/{revision}", dependencies=[Depends(auth.viewer)])
+@router.get("/v1/rules/{revision}", dependencies=[Depends(auth.viewer)], response_model=RulesDoc)
 async def get_revision(revision: int, c: Context = Depends(ctx)) -> dict[str, Any]:
     doc = await store(c).at(revision)
     if doc is None:
@@ -84,6 +108,8 @@ async def get_revision(revision: int, c: Context = Depends(ctx)) -> dict[str, An
 @router.put(
     "/v1/rules",
     dependencies=[Depends(auth.admin)],
+    response_model=RulesChange,
+    response_model_exclude_unset=True,
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -141,7 +167,7 @@ class RulesTest(BaseModel):
     )
 
 
-@router.post("/v1/rules/test")
+@router.post("/v1/rules/test", response_model=RulesVerdict, response_model_exclude_unset=True)
 async def try_rules(
     body: Annotated[RulesTest, Body()],
     who: Principal = Depends(auth.viewer),

@@ -8,11 +8,20 @@ from fastapi.exceptions import RequestValidationError
 
 from services.ingest.audit import note
 from services.ingest.context import Context, ctx, within_cap
+from services.ingest.contracts import view_of
 from shared import auth
 from shared.auth import Principal
-from shared.silences import Silence, SilenceSpec, SilenceStore
+from shared.silences import Silence, SilenceSpec, SilenceState, SilenceStore
 
 router = APIRouter(tags=["silences"])
+
+SilenceView = view_of(
+    Silence,
+    "SilenceView",
+    "A silence, with its state now (empty fields left out).",
+    state=SilenceState,
+)
+SHOWN: dict[str, Any] = {"response_model": SilenceView, "response_model_exclude_unset": True}
 
 
 def store(c: Context = Depends(ctx)) -> SilenceStore:
@@ -26,7 +35,7 @@ async def _existing(silences: SilenceStore, silence_id: str) -> Silence:
     return silence
 
 
-@router.post("/v1/silences", status_code=201)
+@router.post("/v1/silences", status_code=201, **SHOWN)
 async def create_silence(
     spec: SilenceSpec,
     request: Request,
@@ -56,7 +65,12 @@ async def create_silence(
     return silence.public(now)
 
 
-@router.get("/v1/silences", dependencies=[Depends(auth.viewer)])
+@router.get(
+    "/v1/silences",
+    dependencies=[Depends(auth.viewer)],
+    response_model=list[SilenceView],  # type: ignore[valid-type]
+    response_model_exclude_unset=True,
+)
 async def list_silences(
     state: Literal["active", "pending", "expired"] | None = Query(None),
     silences: SilenceStore = Depends(store),
@@ -66,12 +80,12 @@ async def list_silences(
     return [s.public(now) for s in await silences.all() if state in (None, s.state(now).value)]
 
 
-@router.get("/v1/silences/{silence_id}", dependencies=[Depends(auth.viewer)])
+@router.get("/v1/silences/{silence_id}", dependencies=[Depends(auth.viewer)], **SHOWN)
 async def get_silence(silence_id: str, silences: SilenceStore = Depends(store)) -> dict[str, Any]:
     return (await _existing(silences, silence_id)).public(datetime.now(UTC))
 
 
-@router.post("/v1/silences/{silence_id}/expire")
+@router.post("/v1/silences/{silence_id}/expire", **SHOWN)
 async def expire_silence(
     silence_id: str,
     request: Request,

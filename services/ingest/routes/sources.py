@@ -6,9 +6,11 @@ from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
+from pydantic import Field
 
 from services.ingest.audit import note
 from services.ingest.context import Context, check_targets, ctx, verify_signed, within_cap
+from services.ingest.contracts import Open, view_of
 from services.ingest.errors import unprocessable
 from services.ingest.routes.posts import Accepted, posts_or_refusal
 from services.ingest.sources.poller import Poller
@@ -17,6 +19,50 @@ from shared import auth
 from shared.models import utcnow
 
 router = APIRouter(tags=["sources"])
+
+
+class SourceStatus(Open):
+    """What the polls (or pushes) of a source did so far."""
+
+    polls: int
+    items_ingested: int
+    consecutive_failures: int
+    last_poll_at: str | None = None
+    last_success_at: str | None = None
+    last_error: str | None = None
+    last_error_at: str | None = None
+    last_warning: str | None = None
+    last_polled_by: str | None = None
+    next_poll_at: str | None = None
+    polling_now: str | None = Field(default=None, description="the replica polling it now")
+    recent_errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+SourceView = view_of(
+    Source,
+    "SourceView",
+    "A source as the API shows it: secrets as ****, a URL's password masked, empty fields left "
+    "out; with the `source` its posts carry and its status.",
+    without=("token", "secret"),
+    token=(str | None, None),
+    secret=(str | None, None),
+    source=str,
+    status=SourceStatus,
+)
+
+
+class PollResult(Open):
+    """What a poll did."""
+
+    source: str
+    ingested: int = 0
+    duplicates: int = 0
+    not_modified: bool = False
+    error: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+    next_poll_in_s: float | None = None
+    busy: str | None = None
+    summary: str
 
 
 def poller(request: Request) -> Poller:
@@ -34,7 +80,13 @@ async def _existing(p: Poller, name: str) -> Source:
     return source
 
 
-@router.post("/v1/sources", status_code=201, dependencies=[Depends(auth.admin)])
+@router.post(
+    "/v1/sources",
+    status_code=201,
+    dependencies=[Depends(auth.admin)],
+    response_model=SourceView,
+    response_model_exclude_unset=True,
+)
 async def create_source(
     spec: SourceSpec,
     request: Request,
@@ -55,13 +107,23 @@ async def create_source(
     return await _view(p, source)
 
 
-@router.get("/v1/sources", dependencies=[Depends(auth.viewer)])
+@router.get(
+    "/v1/sources",
+    dependencies=[Depends(auth.viewer)],
+    response_model=list[SourceView],  # type: ignore[valid-type]
+    response_model_exclude_unset=True,
+)
 async def list_sources(p: Poller = Depends(poller)) -> list[dict[str, Any]]:
     """Every source with its status: last poll, last success, last error, items ingested."""
     return [await _view(p, s) for s in await p.store.all()]
 
 
-@router.get("/v1/sources/{name}", dependencies=[Depends(auth.viewer)])
+@router.get(
+    "/v1/sources/{name}",
+    dependencies=[Depends(auth.viewer)],
+    response_model=SourceView,
+    response_model_exclude_unset=True,
+)
 async def get_source(name: str, p: Poller = Depends(poller)) -> dict[str, Any]:
     return await _view(p, await _existing(p, name))
 
@@ -72,7 +134,12 @@ async def delete_source(name: str, p: Poller = Depends(poller)) -> None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no source {name!r}")
 
 
-@router.post("/v1/sources/{name}/poll", dependencies=[Depends(auth.admin)])
+@router.post(
+    "/v1/sources/{name}/poll",
+    dependencies=[Depends(auth.admin)],
+    response_model=PollResult,
+    response_model_exclude_unset=True,
+)
 async def poll_source(name: str, p: Poller = Depends(poller)) -> dict[str, Any]:
     """Poll now, whatever the schedule or backoff says (after a poll in flight, if any);
     answers what the poll did."""

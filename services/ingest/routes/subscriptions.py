@@ -30,6 +30,14 @@ from shared.subscriptions import (
 router = APIRouter(tags=["subscriptions"])
 
 
+class Applied(BaseModel):
+    """The names of the subscriptions an apply created, updated and removed."""
+
+    created: list[str]
+    updated: list[str]
+    removed: list[str]
+
+
 class ApplyBody(BaseModel):
     """`redalert subscriptions apply FILE`: the file's subscriptions, to match exactly."""
 
@@ -234,7 +242,7 @@ async def send_test_message(
     }
 
 
-@router.post("/v1/subscriptions/apply", dependencies=[Depends(auth.admin)])
+@router.post("/v1/subscriptions/apply", dependencies=[Depends(auth.admin)], response_model=Applied)
 async def apply_subscriptions(
     body: ApplyBody, request: Request, c: Context = Depends(ctx)
 ) -> dict[str, list[str]]:

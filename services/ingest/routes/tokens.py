@@ -27,7 +27,26 @@ class TokenSpec(BaseModel):
         return name
 
 
-@router.post("/v1/tokens", status_code=201)
+class TokenView(BaseModel):
+    """A token as listed: never its secret."""
+
+    name: str
+    role: Role
+    created_at: str
+    created_by: str
+
+
+class NewToken(TokenView):
+    token: str = Field(description="the secret: shown once, here")
+
+
+class WhoAmI(BaseModel):
+    name: str
+    role: Role
+    authenticated: bool = Field(description="false: no tokens exist yet, anyone is admin")
+
+
+@router.post("/v1/tokens", status_code=201, response_model=NewToken)
 async def create_token(
     spec: TokenSpec,
     request: Request,
@@ -45,7 +64,7 @@ async def create_token(
     return {**record.public(), "token": token}
 
 
-@router.get("/v1/tokens", dependencies=[Depends(auth.admin)])
+@router.get("/v1/tokens", dependencies=[Depends(auth.admin)], response_model=list[TokenView])
 async def list_tokens(c: Context = Depends(ctx)) -> list[dict[str, str]]:
     """Every token's name, role, and who made it when; never a token's value."""
     return [t.public() for t in await c.tokens.all()]
@@ -58,7 +77,7 @@ async def revoke_token(name: str, c: Context = Depends(ctx)) -> None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no token {name!r}")
 
 
-@router.get("/v1/whoami")
+@router.get("/v1/whoami", response_model=WhoAmI)
 async def whoami(who: Principal = Depends(auth.viewer)) -> dict[str, Any]:
     """The name and role the token given acts as (`anonymous` admin while no token exists)."""
     return {"name": who.name, "role": who.role.value, "authenticated": who.authenticated}

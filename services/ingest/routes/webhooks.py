@@ -111,7 +111,22 @@ class PagerDutyEvent(BaseModel):
         return self
 
 
-@router.post("/v1/webhooks/pagerduty", status_code=202)
+class PagerDutyAnswer(BaseModel):
+    """What PagerDuty's Events API answers, which its senders expect."""
+
+    status: str
+    message: str
+    dedup_key: str
+
+
+class AlertmanagerAnswer(BaseModel):
+    posts: int = Field(description="new posts (firing alerts not seen before)")
+    duplicates: int = Field(description="firing alerts already posted")
+    resolved: int = Field(description="resolve commands published")
+    skipped: int = Field(description="resolved alerts with nothing to resolve")
+
+
+@router.post("/v1/webhooks/pagerduty", status_code=202, response_model=PagerDutyAnswer)
 async def pagerduty(request: Request, c: Context = Depends(ctx)) -> Any:
     event = await _authenticated(c, request, c.settings.pagerduty_secret, PagerDutyEvent)
     dedup_key = event.dedup_key or uuid.uuid4().hex
@@ -175,7 +190,7 @@ class AlertmanagerWebhook(BaseModel):
     alerts: list[Alert] = Field(min_length=1, max_length=1_000)
 
 
-@router.post("/v1/webhooks/alertmanager", status_code=202)
+@router.post("/v1/webhooks/alertmanager", status_code=202, response_model=AlertmanagerAnswer)
 async def alertmanager(request: Request, c: Context = Depends(ctx)) -> Any:
     hook = await _authenticated(c, request, c.settings.alertmanager_secret, AlertmanagerWebhook)
     group_by = c.settings.alertmanager_group_labels
