@@ -1,12 +1,15 @@
 """End-to-end throughput: posts published to the `posts` stream, through classify and notify.
 
-    python bench/pipeline.py [--posts N] [--json] [--redis-url URL]
+    python bench/pipeline.py [--posts N] [--rate R] [--subscriptions S] [--json]
+                             [--redis-url URL]
 
 Publishes N posts (the ISS thread's 14 texts, over N/14 threads) straight to `posts` with
 pipelined XADD, runs classify and notify in this process (with `--subscriptions` json:// targets
 on a local sink, 10 by default), and reports:
 - posts_per_s: N / (time from the first XADD until notify consumed the last incident event);
 - p50_ms / p99_ms: from a post's publication to notify consuming the incident event it caused;
+- delivery_p50_ms / delivery_p99_ms: from a post's publication to each message about the event
+  it caused arriving at the sink (matched by the `X-Redalert-Delivery` header);
 - redis_xadd_per_s: the raw rate of pipelined XADD with redis-py on the same Redis, same run,
   so the ratio between redalert and Redis itself is visible;
 - where classify's time goes, per post (decode, rules, read, decide, encode, write), and
@@ -19,22 +22,26 @@ else an embedded server.
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import httpx  # noqa: E402
 import uvloop  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 
-from bench.fanout import sink_process  # noqa: E402
 from services.classify.service import ClassifyService  # noqa: E402
 from services.notify.service import NotifyService  # noqa: E402
 from shared import keys  # noqa: E402
@@ -50,6 +57,72 @@ from shared.subscriptions import SubscriptionStore  # noqa: E402
 
 SEED = ROOT / "examples" / "iss-coolant-leak.jsonl"
 CHUNK = 1_000
+DELIVERY = "X-Redalert-Delivery"  # <event id>/<subscription id> (services/notify/send.py)
+
+
+class _Sink(ThreadingHTTPServer):
+    request_queue_size = 4096
+    daemon_threads = True
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Answers 200 to every POST and notes when it arrived and which delivery it was; GET
+    returns the notes and forgets them."""
+
+    arrived: list[tuple[float, str]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.arrived.append((time.time(), self.headers.get(DELIVERY) or ""))
+        self._answer(b"{}")
+
+    def do_GET(self) -> None:
+        notes, self.arrived[:] = list(self.arrived), []
+        self._answer(json.dumps(notes).encode())
+
+    def _answer(self, body: bytes) -> None:
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def sink_process() -> Iterator[int]:
+    """The sink in its own process (it does not compete with the pipeline for the GIL)."""
+    command = [sys.executable, __file__, "--serve-sink"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        yield int(proc.stdout.readline())
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def serve_sink() -> None:
+    server = _Sink(("127.0.0.1", 0), _Handler)
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+async def arrivals(sink: int, expect_more: bool) -> list[tuple[float, str]]:
+    """Every delivery the sink saw, once none has arrived for a second (sends may still be in
+    flight when notify has consumed the last event)."""
+    out: list[tuple[float, str]] = []
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sink}") as client:
+        quiet_since = time.monotonic()
+        while expect_more and time.monotonic() - quiet_since < 1.0:
+            await asyncio.sleep(0.2)
+            got = (await client.get("/")).json()
+            out += [(t, d) for t, d in got]
+            if got:
+                quiet_since = time.monotonic()
+        out += [(t, d) for t, d in (await client.get("/")).json()]
+    return out
 
 
 def workload(n: int) -> list[Post]:
@@ -86,6 +159,7 @@ async def run(
     k = keys.Keys(settings.namespace)
     posts = workload(n)
     latencies: list[float] = []
+    published: dict[str, float] = {}  # incident event id -> its post's publication time
     consumed = asyncio.Event()
     expected_events: int | None = None
     seen_events = 0
@@ -105,7 +179,8 @@ async def run(
             for entry in batch.entries:
                 event = decode(entry.fields, IncidentEvent)
                 if event.post is not None:
-                    latencies.append((now - event.post.received_at.timestamp()) * 1000)
+                    published[event.id] = event.post.received_at.timestamp()
+                    latencies.append((now - published[event.id]) * 1000)
             t0 = time.perf_counter()
             await inner(batch)
             notify_s += time.perf_counter() - t0
@@ -146,6 +221,7 @@ async def run(
             await asyncio.wait_for(consumed.wait(), timeout=120)
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu_started
+        delivered = await arrivals(sink, expect_more=subscriptions > 0)
         stop.set()
         await asyncio.gather(*jobs)
         await broker.stop()
@@ -157,6 +233,11 @@ async def run(
             await redis.unlink(key)
         await redis.aclose()
     latencies.sort()
+    deliveries = sorted(
+        (t - published[d.rpartition("/")[0]]) * 1000
+        for t, d in delivered
+        if d.rpartition("/")[0] in published
+    )
     stages = {
         f"{stage}_us_per_post": round(classify.timings[stage] / n * 1e6, 1)
         for stage in ("decode", "rules", "read", "decide", "encode", "write")
@@ -172,10 +253,21 @@ async def run(
         # This process's CPU (publishing, classify, notify; not the sink's): steadier than the
         # wall clock on a shared machine.
         "cpu_us_per_post": round(cpu / n * 1e6, 1),
-        "p50_ms": round(statistics.median(latencies), 1),
-        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 1),
+        "p50_ms": _percentile(latencies, 50),
+        "p99_ms": _percentile(latencies, 99),
+        "deliveries": len(deliveries),
+        "delivery_p50_ms": _percentile(deliveries, 50),
+        "delivery_p99_ms": _percentile(deliveries, 99),
         "redis_xadd_per_s": round(raw, 1),
     }
+
+
+def _percentile(ordered: list[float], p: int) -> float | None:
+    if not ordered:
+        return None
+    if p == 50:
+        return round(statistics.median(ordered), 1)
+    return round(ordered[max(0, int(len(ordered) * p / 100) - 1)], 1)
 
 
 def main() -> int:
@@ -187,8 +279,12 @@ def main() -> int:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--redis-url", default=os.environ.get("REDALERT_REDIS_URL"))
+    parser.add_argument("--serve-sink", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    with reachable_redis(args.redis_url) as url, sink_process(0) as sink:
+    if args.serve_sink:
+        serve_sink()
+        return 0
+    with reachable_redis(args.redis_url) as url, sink_process() as sink:
         result = uvloop.run(run(args.posts, url, args.rate, args.subscriptions, sink))
     if args.json:
         print(json.dumps(result))
@@ -206,13 +302,18 @@ def main() -> int:
             "(publish -> incident event consumed)"
         )
         print(
+            f"                  p50 {result['delivery_p50_ms']} ms, "
+            f"p99 {result['delivery_p99_ms']} ms (publish -> message at the sink; "
+            f"{result['deliveries']} messages)"
+        )
+        print(
             f"  redis XADD      {result['redis_xadd_per_s']:>10,.0f} entries/s "
             f"(pipelined; redalert does {result['posts_per_s'] / result['redis_xadd_per_s']:.1%})"
         )
         stages = ", ".join(
             f"{k.removesuffix('_us_per_post')} {v}"
             for k, v in result.items()
-            if "_us_per_post" in k
+            if k.endswith("_us_per_post") and k != "cpu_us_per_post"
         )
         print(f"  classify        µs per post: {stages}")
         print(
