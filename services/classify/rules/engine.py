@@ -301,14 +301,14 @@ class Engine:
         """Phrases and the regexes that may match, merged as one alternation would: leftmost
         first; at one position a regex (in rule order) before a phrase; no overlaps."""
         low = encoded.text
-        starts = {m.start() for m in _STARTS.finditer(low)}
         parts = self._main.regex
         phrases = self._main_re
+        may_start = _STARTS.match  # checked where a regex matches, not found at every word
 
         def next_regex(k: int, pos: int) -> tuple[int, int, int] | None:
             part = parts[k][1]
             while (at := part.search(encoded, pos)) is not None:
-                if at in starts and (end := part.match_at(encoded, at)) is not None:
+                if may_start(low, at) and (end := part.match_at(encoded, at)) is not None:
                     return at, k, end
                 pos = at + 1
             return None
