@@ -1,13 +1,16 @@
 """The HTTP front door, over real HTTP: validation, limits, auth, masking, readiness."""
 
+import asyncio
 import json
 
 import httpx
 import pytest
 
 from services.ingest import publish
+from services.ingest.routes.posts import PostIn
 from shared import keys
-from shared.models import Post
+from shared.codec import decode
+from shared.models import Post, utcnow
 
 
 @pytest.fixture
@@ -169,3 +172,60 @@ async def test_posts_are_published_when_redis_has_forgotten_the_script(
     assert await publisher.posts([post]) == (["a"], [])
     assert await publisher.posts([post]) == ([], ["a"])
     assert await redis.xlen(f"{settings.namespace}:{keys.POSTS}") == 1
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"text": "Smoke seen near the ridge"},
+        {
+            "id": " a-1 ",
+            "source": " nws ",
+            "text": "Tornado warning \u2014 \u201cseek shelter\u201d \U0001f32a",
+        },
+        {
+            "id": "full",
+            "text": 'all fields: "quoted" \\ back',
+            "author": "ana",
+            "url": "https://example.test/p/1",
+            "thread_id": "t1",
+            "in_reply_to": "p0",
+            "published_at": "2026-03-01T10:00:00.25+02:00",
+            "labels": {"team": "db", "env": "prod"},
+        },
+        {"text": "naive time", "published_at": "2026-03-01T10:00:00"},
+        {"text": "utc time", "published_at": "2026-03-01T10:00:00Z"},
+    ],
+)
+def test_a_post_published_directly_reads_as_the_post_it_was(given):
+    """POST /v1/posts writes entries without building Posts (PostIn.to_entry): what a reader
+    decodes must be the Post the general way builds (PostIn.to_post)."""
+    now = utcnow()
+    post_in = PostIn.model_validate(given)
+    key, post_id, data = post_in.to_entry(now)
+    read = decode({b"data": data}, Post)
+    expected = post_in.to_post(now)
+    if "id" not in given:
+        expected = expected.model_copy(update={"id": post_id})
+    assert read == expected
+    assert key == expected.key
+
+
+async def test_concurrent_requests_share_publishing_calls_and_each_gets_its_own_answer(
+    make_settings, redis
+):
+    """Requests publishing at once go together in one call (group commit): each still gets the
+    answer for its own posts, in its order, and a post sent twice is published once."""
+    settings = make_settings()
+    publisher = publish.Publisher(redis, settings)
+
+    async def send(i: int) -> tuple[list[str], list[str]]:
+        posts = [Post(id=f"p{i}", text="x"), Post(id=f"p{i + 1}", text="x")]
+        return await publisher.posts(posts)
+
+    answers = await asyncio.gather(*(send(i) for i in range(60)))
+    for i, (accepted, duplicates) in enumerate(answers):
+        assert sorted(accepted + duplicates) == sorted([f"p{i}", f"p{i + 1}"])
+    accepted = [a for answer, _ in answers for a in answer]
+    assert sorted(accepted) == sorted(f"p{i}" for i in range(61))
+    assert await redis.xlen(f"{settings.namespace}:{keys.POSTS}") == 61

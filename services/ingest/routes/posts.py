@@ -1,21 +1,23 @@
 """POST /v1/posts: one post or a list of up to 1,000."""
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Body, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
-from services.ingest.context import Context, ctx
+from services.ingest.context import Context, context_of, ctx
 from services.ingest.errors import field_errors, unprocessable
+from services.ingest.publish import Entry
 from shared import auth, metrics
 from shared.labels import Labels
-from shared.models import Identifier, Post, utcnow
+from shared.models import Identifier, Post, new_id, utcnow
 
 MAX_POSTS = 1_000
-
-router = APIRouter(tags=["posts"])
 
 
 class PostIn(BaseModel):
@@ -39,6 +41,14 @@ class PostIn(BaseModel):
         fields = {k: v for k, v in self.__dict__.items() if v is not None}
         return Post(received_at=received_at, **fields)
 
+    def to_entry(self, received_at: datetime) -> Entry:
+        """The post as its stream entry, without building a Post: its fields are Post's, already
+        validated, and readers validate the entry as a Post (a test holds the two equal)."""
+        fields = {k: v for k, v in self.__dict__.items() if v is not None}
+        fields["id"] = post_id = fields.get("id") or new_id()
+        fields["received_at"] = received_at
+        return f"{self.source}:{post_id}", post_id, orjson.dumps(fields, option=orjson.OPT_UTC_Z)
+
 
 class Accepted(BaseModel):
     accepted: list[str]
@@ -46,20 +56,69 @@ class Accepted(BaseModel):
 
 
 _one = TypeAdapter(PostIn)
+_many = TypeAdapter(list[PostIn])  # one call for a list: a quarter of the time of one per post
+
+
+def validate_posts(body: Any) -> tuple[list[PostIn], list[dict[str, Any]]]:
+    """Validate a post or a list of posts; errors carry their location (body.3.text)."""
+    try:
+        if isinstance(body, list):
+            return _many.validate_python(body), []
+        return [_one.validate_python(body)], []
+    except ValidationError as e:
+        return [], field_errors(e.errors(), ("body",))
 
 
 def parse_posts(body: Any) -> tuple[list[Post], list[dict[str, Any]]]:
-    """Validate a post or a list of posts; errors carry their location (body.3.text)."""
-    items = body if isinstance(body, list) else [body]
-    posts, errors = [], []
+    """Validate a post or a list of posts, as Posts; errors as validate_posts."""
+    valid, errors = validate_posts(body)
     now = utcnow()
-    for i, item in enumerate(items):
-        prefix: tuple[Any, ...] = ("body", i) if isinstance(body, list) else ("body",)
-        try:
-            posts.append(_one.validate_python(item).to_post(now))
-        except ValidationError as e:
-            errors += field_errors(e.errors(), prefix)
-    return posts, errors
+    return [p.to_post(now) for p in valid], errors
+
+
+async def _accept_directly(request: Request) -> Response | None:
+    """POST /v1/posts in the common case — JSON posts, all valid, from a caller who may send
+    them — without FastAPI's dependencies and body and response models, which were most of a
+    small request's time. Anything else is None: the route as declared answers it (401, 403,
+    415, 413, 422), so every refusal is the general one."""
+    if not _is_json(request.headers.get("content-type")):
+        return None
+    c = context_of(request)
+    principal = await c.authority.principal(auth.bearer_token(await auth.bearer(request)))
+    if principal is None or not principal.role.allows(auth.Role.RESPONDER):
+        return None
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        return None
+    if not body or not isinstance(body, dict | list) or len(body) > MAX_POSTS:
+        return None
+    if isinstance(body, dict):
+        body = [body]
+    try:
+        valid = _many.validate_python(body)
+    except ValidationError:
+        return None
+    request.state.principal = principal
+    now = utcnow()
+    accepted, duplicates = await c.publisher.entries([p.to_entry(now) for p in valid])
+    answer = orjson.dumps({"accepted": accepted, "duplicates": duplicates})
+    return Response(answer, status_code=202, media_type="application/json")
+
+
+class _PostsRoute(APIRoute):
+    """The route as declared (its OpenAPI, its refusals), with the common case answered first."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        declared = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            return await _accept_directly(request) or await declared(request)
+
+        return handler
+
+
+router = APIRouter(tags=["posts"], route_class=_PostsRoute)
 
 
 @router.post(
