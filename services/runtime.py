@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from services import metrics
 from services.ingest.app import create_app
+from services.ingest.wire import CorkedHttpToolsProtocol
 from shared import logscrub
 from shared.consumer import StreamConsumer
 from shared.redis import broker as make_broker
@@ -154,6 +155,7 @@ class Runtime:
             log_config=None,
             access_log=False,
             lifespan="on",
+            http=CorkedHttpToolsProtocol,  # one write per response (services/ingest/wire.py)
             # Open connections get half the shutdown budget to finish, then are closed.
             timeout_graceful_shutdown=max(1, int(self.settings.shutdown_s / 2)),
         )

@@ -6,7 +6,7 @@ import json
 import httpx
 import pytest
 
-from services.ingest import publish
+from services.ingest import publish, wire
 from services.ingest.routes.posts import PostIn
 from shared import keys
 from shared.codec import decode
@@ -229,3 +229,42 @@ async def test_concurrent_requests_share_publishing_calls_and_each_gets_its_own_
     accepted = [a for answer, _ in answers for a in answer]
     assert sorted(accepted) == sorted(f"p{i}" for i in range(61))
     assert await redis.xlen(f"{settings.namespace}:{keys.POSTS}") == 61
+
+
+class _Recorded(asyncio.Transport):
+    """What reaches the socket: each write as one system call would send it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data) -> None:
+        self.writes.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+async def test_a_response_goes_to_the_socket_in_one_write():
+    """uvicorn writes head and body apart; the corked transport sends them as one write at the
+    end of the loop's turn, flushes before closing, and lets a large body through at once."""
+    raw = _Recorded()
+    corked = wire.CorkedTransport(raw)
+    corked.write(b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\n")
+    corked.write(b"{}")
+    assert raw.writes == []
+    await asyncio.sleep(0)
+    assert raw.writes == [b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\n{}"]
+    corked.write(b"x" * wire.FLUSH_AT)
+    assert len(raw.writes) == 2  # flow control sees a large body as it is written
+    corked.write(b"last")
+    corked.close()
+    assert raw.writes[-1] == b"last"
+    assert raw.closed
