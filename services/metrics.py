@@ -3,7 +3,8 @@ Redis at each scrape; and the small server classify and notify expose it on
 (`REDALERT_METRICS_PORT`).
 
 Every replica reports the same deployment state (it comes from Redis): aggregate those gauges
-with `max`, not `sum`.
+with `max`, not `sum`. A scraper that asks for OpenMetrics (`Accept: application/openmetrics-text`,
+Prometheus does) gets it, with the latency histograms' exemplars; others get the Prometheus text.
 """
 
 import asyncio
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.openmetrics import exposition as openmetrics
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
@@ -26,6 +28,12 @@ from shared.models import Incident
 from shared.severity import Severity
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+OPENMETRICS_TYPE = openmetrics.CONTENT_TYPE_LATEST
+
+
+def format_for(accept: str | None) -> str:
+    """The content type to answer a scrape's `Accept` with."""
+    return OPENMETRICS_TYPE if accept and "application/openmetrics-text" in accept else CONTENT_TYPE
 
 
 async def _stream_state(
@@ -188,21 +196,29 @@ class _Scrape:
         yield from self.state
 
 
-async def exposition(redis: Redis | None, namespace: str) -> bytes:
-    """The Prometheus text for a scrape."""
+async def exposition(
+    redis: Redis | None, namespace: str, content_type: str = CONTENT_TYPE
+) -> bytes:
+    """A scrape's body: the Prometheus text, or OpenMetrics (with exemplars)."""
     state = await snapshot(redis, namespace) if redis is not None else []
-    return generate_latest(_Scrape(state))  # type: ignore[arg-type]
+    generate = openmetrics.generate_latest if content_type == OPENMETRICS_TYPE else generate_latest
+    return generate(_Scrape(state))  # type: ignore[arg-type]
+
+
+def _header(request: bytes, wanted: bytes) -> bytes | None:
+    for line in request.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == wanted:
+            return value.strip()
+    return None
 
 
 def _bearer_is(request: bytes, token: str) -> bool:
-    for line in request.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"authorization":
-            scheme, _, given = value.strip().partition(b" ")
-            return scheme.lower() == b"bearer" and hmac.compare_digest(
-                given.strip(), token.encode()
-            )
-    return False
+    value = _header(request, b"authorization")
+    if value is None:
+        return False
+    scheme, _, given = value.partition(b" ")
+    return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), token.encode())
 
 
 def _text(value: bytes | str) -> str:
@@ -233,7 +249,8 @@ async def serve(
                     "text/plain",
                 )
             elif request.startswith(b"GET ") and path.split(b"?")[0] == b"/metrics":
-                body, status, ctype = await exposition(redis, namespace), "200 OK", CONTENT_TYPE
+                ctype = format_for(_text(_header(request, b"accept") or b""))
+                body, status = await exposition(redis, namespace, ctype), "200 OK"
             else:
                 body, status, ctype = b"GET /metrics\n", "404 Not Found", "text/plain"
             head = (

@@ -7,7 +7,10 @@ lag, pending, due items, open incidents, circuits, sources failing) is read from
 scrape by services/metrics.py.
 
 Latency histograms measure from the moment ingest received a post (`Post.received_at`), so they
-include queueing in the streams, across processes: clocks of the hosts must agree (NTP).
+include queueing in the streams, across processes: clocks of the hosts must agree (NTP). Each
+bucket keeps an exemplar — the post (`source:id`) or incident of its last observation — shown to
+scrapers that ask for OpenMetrics (`Accept: application/openmetrics-text`): from a slow bucket
+to the post that was slow.
 """
 
 import sys
@@ -119,6 +122,16 @@ dead_letters = Counter(
 # --- hooks: one line each in the services --------------------------------------------------------
 
 
+# OpenMetrics caps an exemplar's label names and values at 128 characters in all.
+EXEMPLAR_CHARS = 128
+
+
+def _exemplar(name: str, value: str | None) -> dict[str, str] | None:
+    if not value:
+        return None
+    return {name: value[: EXEMPLAR_CHARS - len(name)]}
+
+
 def _since(at: datetime | None) -> float | None:
     if at is None:
         return None
@@ -138,7 +151,7 @@ def classified(c: Any) -> None:
     """A `Classification` was written."""
     classifications.labels(c.severity.value, c.rules_version or "unknown").inc()
     if (took := _since(c.post.received_at)) is not None:
-        post_to_classified.observe(took)
+        post_to_classified.observe(took, _exemplar("post", c.post.key))
 
 
 def incident_events(events: Iterable[Any]) -> None:
@@ -146,19 +159,22 @@ def incident_events(events: Iterable[Any]) -> None:
     for e in events:
         incident_transitions.labels(e.kind.value).inc()
         if e.post is not None and (took := _since(e.post.received_at)) is not None:
-            post_to_event.observe(took)
+            post_to_event.observe(took, _exemplar("post", e.post.key))
 
 
 def rules_reloaded(ok: bool) -> None:
     rules_reloads.labels("ok" if ok else "refused").inc()
 
 
-def delivered(url: str, outcome: str, received_at: datetime | None = None) -> None:
+def delivered(
+    url: str, outcome: str, received_at: datetime | None = None, incident_id: str | None = None
+) -> None:
     """One delivery's outcome; `url` may be masked (only its scheme is kept)."""
     scheme = url.split("://", 1)[0].lower() if "://" in url else "unknown"
     deliveries.labels(scheme, outcome).inc()
     if (took := _since(received_at)) is not None:
-        post_to_delivery.labels(scheme, outcome).observe(took)
+        exemplar = _exemplar("incident_id", incident_id)
+        post_to_delivery.labels(scheme, outcome).observe(took, exemplar)
 
 
 def dead_lettered(stream: str, n: int = 1) -> None:

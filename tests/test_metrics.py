@@ -9,6 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
@@ -185,6 +188,34 @@ async def test_promtool_accepts_the_exposition(
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.strip() == ""
     assert check.stderr.strip() == ""
+
+
+def _exemplars(text: str, family: str) -> list[dict[str, str]]:
+    (found,) = [f for f in openmetrics_families(text) if f.name == family]
+    return [dict(s.exemplar.labels) for s in found.samples if s.exemplar is not None]
+
+
+async def test_an_openmetrics_scrape_shows_which_post_each_latency_bucket_saw(
+    settings: Settings, redis: Redis, run_services: Any, sink: HttpSink
+):
+    base = f"http://127.0.0.1:{settings.http_port}"
+    async with run_services(settings), httpx.AsyncClient(base_url=base, timeout=30) as api:
+        await api.post("/v1/subscriptions", json={"name": "s", "urls": [sink.url]})
+        await api.post("/v1/posts", json={"text": RED, "id": "slow-one", "source": "iss"})
+        await eventually(lambda: len(sink.messages()) >= 1, timeout=30)
+        accept = {"Accept": "application/openmetrics-text; version=1.0.0,text/plain;q=0.5"}
+        om = await api.get("/metrics", headers=accept)
+        plain = await api.get("/metrics")
+        incident_id = (await api.get("/v1/incidents")).json()[0]["id"]
+    assert om.headers["content-type"].startswith("application/openmetrics-text")
+    assert om.text.endswith("# EOF\n")
+    assert {"post": "iss:slow-one"} in _exemplars(om.text, "redalert_post_classified_seconds")
+    assert {"post": "iss:slow-one"} in _exemplars(om.text, "redalert_post_event_seconds")
+    delivered = _exemplars(om.text, "redalert_post_delivered_seconds")
+    assert {"incident_id": incident_id} in delivered
+    # The Prometheus text (what promtool checks) is as before: no exemplars in it.
+    assert plain.headers["content-type"].startswith("text/plain")
+    assert " # {" not in plain.text
 
 
 DEPLOY = PROJECT_ROOT / "deploy"

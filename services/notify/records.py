@@ -105,7 +105,7 @@ def queue(
         pipe.xadd(k.stream(keys.DEADLETTER), {"data": letter.model_dump_json()})
         metrics.dead_lettered(keys.DELIVERIES)
     if written:
-        metrics.delivered(r.url, written[-1].outcome.value, n.received_at)
+        metrics.delivered(r.url, written[-1].outcome.value, n.received_at, n.incident_id)
     return written
 
 

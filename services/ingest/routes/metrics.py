@@ -1,6 +1,6 @@
 """GET /metrics: this replica's metrics and the deployment's state, in the Prometheus format."""
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from services import metrics
@@ -14,8 +14,14 @@ router = APIRouter(tags=["health"])
     "/metrics",
     response_class=Response,
     dependencies=[Depends(auth.metrics_access)],
-    responses={200: {"content": {metrics.CONTENT_TYPE: {}}, "description": "Prometheus text"}},
+    responses={
+        200: {
+            "content": {metrics.CONTENT_TYPE: {}, metrics.OPENMETRICS_TYPE: {}},
+            "description": "Prometheus text, or OpenMetrics (with exemplars) when asked for",
+        }
+    },
 )
-async def get_metrics(c: Context = Depends(ctx)) -> Response:
-    body = await metrics.exposition(c.redis, c.settings.namespace)
-    return Response(body, media_type=metrics.CONTENT_TYPE)
+async def get_metrics(request: Request, c: Context = Depends(ctx)) -> Response:
+    content_type = metrics.format_for(request.headers.get("accept"))
+    body = await metrics.exposition(c.redis, c.settings.namespace, content_type)
+    return Response(body, media_type=content_type)
