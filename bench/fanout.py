@@ -56,6 +56,8 @@ class _Sink(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keeps connections alive, as real services do
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
     received: list[float] = []  # when each POST arrived (Unix time)
     latency_s = 0.0
 

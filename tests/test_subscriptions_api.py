@@ -140,7 +140,7 @@ async def test_cli_add_list_test_rm_and_apply(settings, run_services, make_sink,
         lines = out.strip().splitlines()
         assert lines[0].endswith("ms)")
         assert "FAILED: " in lines[1]
-        assert "error=500" in lines[1]
+        assert "HTTP 500" in lines[1]
         assert len(good.messages()) == 1
 
         code, out = await cli(settings, "subscriptions", "rm", "ops chat")

@@ -109,7 +109,10 @@ class ChainRunner:
 
     async def _run(self, held: Held, known: list[Decided] | None) -> None:
         queue = list(known or [])
-        while not held.lost:
+        while True:
+            if held.lost:
+                log.warning("stopped sending %s: another replica holds it now", held.item.member)
+                return
             if not queue:
                 queue = await self._read(held)
                 if not queue:

@@ -140,11 +140,13 @@ class Leases:
 
     def adopt(self, item: DueItem, lease: int) -> bool:
         """A chain this replica is already sending came due (its renewal ran late, on a busy
-        machine): keep sending it under the new lease instead of starting it twice."""
+        machine) and this replica claimed it again: keep sending it under the new lease instead
+        of starting it twice. A renewal that saw the new lease before this claim was known here
+        marked it lost; it is ours again."""
         held = self.held.get(item.member)
-        if held is None or held.lost:
+        if held is None:
             return False
-        held.lease = lease
+        held.lease, held.lost = lease, False
         return True
 
     def hold(self, item: DueItem, lease: int) -> Held:
@@ -169,9 +171,7 @@ class Leases:
             if h.lease != sent:
                 continue  # adopted under a newer lease meanwhile: that one stands
             if h.item.member in lost:
-                h.lost = True
-                if self.held.get(h.item.member) is h:  # not just finished meanwhile
-                    log.warning("lost the lease on %s to another replica", h.item.member)
+                h.lost = True  # its sender stops after the send in flight (chains.py says so)
             else:
                 h.lease = lease
 

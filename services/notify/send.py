@@ -20,7 +20,6 @@ Errors are reported with URLs masked and known secrets redacted.
 """
 
 import asyncio
-import copy
 import logging
 import random
 import time
@@ -29,11 +28,12 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
+from urllib.parse import urlsplit
 
 import apprise
 import httpx
 
-from services.notify import urgency, webhook
+from services.notify import http_targets, urgency, webhook
 from services.notify.render import Notification
 from shared import logscrub, targets
 from shared.links import sign_links
@@ -52,13 +52,6 @@ DELIVERY_HEADER = "X-Redalert-Delivery"
 def delivery_id(n: Notification) -> str:
     """The idempotency key of one message to one subscription: the same on every retry."""
     return f"{n.event_id}/{n.subscription_id}"
-
-
-def _takes_headers(plugin: object) -> bool:
-    # json://, xml:// and form:// keep `+Header=value` pairs in `headers` and send them all.
-    return type(plugin).__name__ in ("NotifyJSON", "NotifyXML", "NotifyForm") and isinstance(
-        getattr(plugin, "headers", None), dict
-    )
 
 
 @dataclass
@@ -126,10 +119,12 @@ class Sender:
             OrderedDict()
         )
         self._http: httpx.AsyncClient | None = None
+        self.policy = TargetPolicy.of(settings)  # where sends may connect (shared/netpolicy.py)
+        # json://, xml://, form://: apprise builds the request, a pooled client sends it.
+        self._pooled = http_targets.PooledHttp(self.policy, settings.send_timeout_s)
         # Signs the action links of each message as it goes out (shared/links.py); unset, they
         # stay unsigned and do nothing.
         self.link_secret: bytes | None = None
-        self.policy = TargetPolicy.of(settings)  # where sends may connect (shared/netpolicy.py)
 
     async def deliver(
         self,
@@ -216,11 +211,9 @@ class Sender:
         plugin, _shown = self._plugin(url)
         if plugin is None:
             return f"apprise cannot load this URL: {url_hint(url)}"
+        if http_targets.pooled(plugin):
+            return await self._send_pooled(plugin, url, n)
         plugin = urgency.apply(plugin, url, urgency.Urgency(n.urgency))  # a copy, if it applies
-        if _takes_headers(plugin):
-            # A copy for this message: the cached plugin is shared by concurrent sends.
-            plugin = copy.copy(plugin)
-            plugin.headers = {**plugin.headers, DELIVERY_HEADER: delivery_id(n)}
         ap = apprise.Apprise()
         ap.add(plugin)
         async with self._slots:
@@ -239,6 +232,34 @@ class Sender:
             return None
         error = _readable(_errors(result), plugin) or f"apprise status {result.status.name}"
         return redact(error, url_secrets(url))
+
+    async def _send_pooled(self, plugin: object, url: str, n: Notification) -> str | None:
+        """One send of an apprise HTTP target through the pooled client (http_targets.py)."""
+        async with self._slots:  # built only once it can go: thousands may be waiting
+            request = http_targets.build(
+                plugin,
+                title=n.title,
+                body=n.body,
+                notify_type=n.notify_type,
+                body_format=n.format,
+                headers={DELIVERY_HEADER: delivery_id(n)},
+            )
+            if isinstance(request, str):
+                return request
+            try:
+                r = await asyncio.wait_for(
+                    self._pooled.send(request), timeout=self.settings.send_timeout_s
+                )
+            except TimeoutError:
+                return f"timed out after {self.settings.send_timeout_s:g}s"
+            except TargetRefused as e:
+                return f"refused: {e}"
+            except http_targets.TargetError as e:
+                where = urlsplit(request.url).netloc.rsplit("@", 1)[-1]
+                return redact(f"{e} (no answer from {where}: is the target up?)", url_secrets(url))
+        if r.ok:
+            return None
+        return f"HTTP {r.status} {r.reason}".strip()
 
     async def _post(self, url: str, secret: str, n: Notification) -> str | None:
         """One webhook POST: None on a 2xx answer, else the error (masked)."""
@@ -276,6 +297,7 @@ class Sender:
                 self._plugins.popitem(last=False)
 
     async def aclose(self) -> None:
+        await self._pooled.aclose()
         if self._http is not None:
             await self._http.aclose()
             self._http = None

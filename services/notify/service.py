@@ -81,8 +81,10 @@ FIRING_TTL_S = 30 * 86_400
 MAX_CONFLICT_RETRIES = 8
 DUE_BATCH = 500
 # A chain just decided is left this long to the replica that decided it (it claims it at once)
-# before another replica's poll may take it; a dead holder's chains likewise wait this long more.
-OWED_GRACE_S = 1.0
+# before a poll may take it; a dead holder's chains likewise wait this long more. Long enough
+# for a busy event loop (a big batch's decisions) to get from the commit to its claim: a poll
+# that takes the chain first sends it just as well, but reads it back from Redis.
+OWED_GRACE_S = 3.0
 MAX_RUNNING_CHAINS = 20_000  # beyond this, due chains wait in Redis for a later poll
 
 T = TypeVar("T")
@@ -483,7 +485,7 @@ class NotifyService:
         # Due now, for this replica to claim at once (Leases.claim; other replicas' polls leave
         # it a moment, `OWED_GRACE_S`); unless someone holds the chain: then its holder sends
         # this after the rest.
-        write.do("ZADD", self.k.due, "NX", score(now), item.member)
+        write.do("ZADD", self.k.due, "NX", score(utcnow()), item.member)  # not the batch's start
         return Decided(sub, owed)
 
     def _record_digested(self, write: Guarded, n: Notification, sub: Subscription) -> None:
