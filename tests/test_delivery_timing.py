@@ -54,9 +54,11 @@ async def test_what_quiet_hours_held_back_is_told_when_they_end(
 ):
     settings = make_settings(schedule_poll_s=0.1)
     sink = make_sink()
-    now = datetime.now(UTC)
-    ends = (now + timedelta(seconds=3)).replace(microsecond=0)  # ranges count in seconds
     async with live(run_services, settings) as api:
+        # From when the services are up, with room for a busy machine to subscribe and post
+        # well inside the quiet hours (ranges count in whole seconds).
+        now = datetime.now(UTC)
+        ends = (now + timedelta(seconds=6)).replace(microsecond=0)
         await subscribe(
             api,
             urls=[sink.url],

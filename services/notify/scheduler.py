@@ -117,7 +117,6 @@ class Leases:
         self.held: dict[str, Held] = {}
         self._claim = redis.register_script(_CLAIM_CHAINS)
         self._renew = redis.register_script(_RENEW)
-        self._finish = redis.register_script(_FINISH)
         self._postpone = redis.register_script(_POSTPONE)
 
     def outbox(self, item: DueItem) -> str:
@@ -191,16 +190,15 @@ class Leases:
         """Queue on a transaction: the head is finished (its records go in the same one)."""
         item = held.item
         sub_id = item.subscription_id
-        await self._finish(
-            keys=[
-                self.k.due,
-                self.outbox(item),
-                self.k.notification(event_id, sub_id),
-                self.k.notification_sent(event_id, sub_id),
-            ],
-            args=[event_id, done_json, ttl_s, item.member, held.lease],
-            client=pipe,
-        )
+        keys = [
+            self.k.due,
+            self.outbox(item),
+            self.k.notification(event_id, sub_id),
+            self.k.notification_sent(event_id, sub_id),
+        ]
+        # EVAL, not a registered script: redis-py precedes every pipeline holding a script with
+        # a SCRIPT EXISTS round trip, and this one commits every send.
+        pipe.eval(_FINISH, len(keys), *keys, event_id, done_json, ttl_s, item.member, held.lease)
 
     async def postpone(self, held: Held, delay_s: float) -> None:
         """Give the chain back, due again after `delay_s` (its lane is full)."""
