@@ -14,6 +14,7 @@ to the post that was slow.
 """
 
 import sys
+import weakref
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -175,6 +176,34 @@ def delivered(
     if (took := _since(received_at)) is not None:
         exemplar = _exemplar("incident_id", incident_id)
         post_to_delivery.labels(scheme, outcome).observe(took, exemplar)
+
+
+# --- notify's lanes (services/notify/lanes.py): read from this process's lanes at each scrape
+_lanes: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def _lane_depths() -> list[int]:
+    return [d for lanes in list(_lanes) for d in lanes.waiting()]
+
+
+lane_deliveries = Gauge(
+    "redalert_notify_lane_deliveries",
+    "Deliveries admitted to this notify process's target lanes and not finished (in flight, "
+    "retrying or waiting for a slot).",
+    registry=REGISTRY,
+)
+lane_deliveries.set_function(lambda: float(sum(_lane_depths())))
+lane_deepest = Gauge(
+    "redalert_notify_lane_deepest",
+    "Deliveries in this process's busiest target lane: a slow or failing target shows here.",
+    registry=REGISTRY,
+)
+lane_deepest.set_function(lambda: float(max(_lane_depths(), default=0)))
+
+
+def watch_lanes(lanes: Any) -> None:
+    """Report these lanes' depths (kept weakly: a stopped notify drops out)."""
+    _lanes.add(lanes)
 
 
 def dead_lettered(stream: str, n: int = 1) -> None:

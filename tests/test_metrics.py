@@ -264,3 +264,34 @@ def test_the_alert_rules_pass_promtool_and_their_unit_tests():
         ["promtool", "test", "rules", "alerts.test.yml"], cwd=rules, capture_output=True, text=True
     )
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+async def test_a_hanging_target_shows_in_the_lane_gauges(
+    make_settings: Any, redis: Redis, run_services: Any
+):
+    hanging = HttpSink(delay=4).start()
+    settings = make_settings(send_timeout_s=10)
+    base = f"http://127.0.0.1:{settings.http_port}"
+    try:
+        async with run_services(settings), httpx.AsyncClient(base_url=base, timeout=30) as api:
+            await api.post("/v1/subscriptions", json={"name": "slow", "urls": [hanging.url]})
+            before = (await api.get("/metrics")).text
+            assert value(before, "redalert_notify_lane_deliveries") == 0
+            await api.post("/v1/posts", json={"text": RED})
+
+            async def busy() -> bool:
+                text = (await api.get("/metrics")).text
+                return (
+                    value(text, "redalert_notify_lane_deliveries") == 1
+                    and value(text, "redalert_notify_lane_deepest") == 1
+                )
+
+            async def drained() -> bool:
+                text = (await api.get("/metrics")).text
+                return value(text, "redalert_notify_lane_deliveries") == 0
+
+            await eventually(busy, timeout=30)
+            await eventually(drained, timeout=30)
+            assert len(hanging.messages()) == 1
+    finally:
+        hanging.stop()

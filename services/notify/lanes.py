@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from services.notify.circuit import CircuitStore
 from services.notify.render import Notification
 from services.notify.send import Attempt, Sender, UrlResult, target_urls
+from shared import metrics
 from shared.models import Subscription, utcnow
 from shared.secrets import mask_url
 from shared.settings import Settings
@@ -50,6 +51,7 @@ class Lanes:
         self.sender = sender
         self.circuits = circuits
         self._lanes: OrderedDict[str, Lane] = OrderedDict()
+        metrics.watch_lanes(self)  # redalert_notify_lane_deliveries / _deepest
 
     def lane(self, url: str) -> Lane:
         found = self._lanes.get(url)
@@ -67,8 +69,12 @@ class Lanes:
         return not any(self.lane(u).full for u in target_urls(sub))
 
     def depths(self) -> dict[str, int]:
-        """Deliveries waiting or in flight in each busy lane, by masked URL (for metrics)."""
+        """Deliveries waiting or in flight in each busy lane, by masked URL."""
         return {mask_url(u): lane.waiting for u, lane in self._lanes.items() if lane.waiting}
+
+    def waiting(self) -> list[int]:
+        """Deliveries waiting or in flight in each busy lane (for metrics)."""
+        return [lane.waiting for lane in self._lanes.values() if lane.waiting]
 
     async def deliver(
         self,
