@@ -198,6 +198,7 @@ async def _has(redis: Redis, stream: str) -> bool:
     ("method", "path", "code", "model"),
     [
         ("post", "/v1/posts", "202", "Accepted"),
+        ("post", "/v1/incidents/{incident_id}/{action}", "202", "CommandAccepted"),
         ("get", "/v1/subscriptions", "200", "SubscriptionView"),
         ("post", "/v1/subscriptions", "201", "SubscriptionView"),
         ("get", "/v1/subscriptions/{sub_id}", "200", "SubscriptionWithCircuits"),

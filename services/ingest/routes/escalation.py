@@ -83,7 +83,11 @@ SHOWN: dict[str, Any] = {"response_model": PolicyView, "response_model_exclude_u
 
 
 @router.post(
-    "/v1/escalation-policies", status_code=201, dependencies=[Depends(require_token)], **SHOWN
+    "/v1/escalation-policies",
+    status_code=201,
+    dependencies=[Depends(require_token)],
+    responses={200: {"model": PolicyView, "description": "Replaced"}},
+    **SHOWN,
 )
 async def put_policy(
     spec: PolicySpec,

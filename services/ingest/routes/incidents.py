@@ -33,7 +33,7 @@ class Action(BaseModel):
     note: str | None = Field(default=None, max_length=2_000)
 
 
-class Accepted(BaseModel):
+class CommandAccepted(BaseModel):
     command_id: str
     incident_id: str
     action: CommandAction
@@ -104,20 +104,20 @@ async def act(
     note: str | None,
     via: str,
     claimed: str | None = None,
-) -> Accepted:
+) -> CommandAccepted:
     if await c.incidents.get(incident_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id!r}")
     cmd = IncidentCommand(
         incident_id=incident_id, action=action, actor=actor, claimed=claimed, note=note, via=via
     )
     await c.publisher.command(cmd)
-    return Accepted(command_id=cmd.id, incident_id=incident_id, action=action)
+    return CommandAccepted(command_id=cmd.id, incident_id=incident_id, action=action)
 
 
 @router.post(
     "/v1/incidents/{incident_id}/{action}",
     status_code=202,
-    response_model=Accepted,
+    response_model=CommandAccepted,
     summary="Acknowledge, resolve or reopen an incident",
 )
 async def act_on_incident(
@@ -127,7 +127,7 @@ async def act_on_incident(
     body: Action | None = None,
     who: Principal = Depends(auth.responder),
     c: Context = Depends(ctx),
-) -> Accepted:
+) -> CommandAccepted:
     """The actor recorded is the token's name; a name given in the body is kept beside it."""
     body = body or Action()
     actor = who.actor(body.actor)

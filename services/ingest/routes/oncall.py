@@ -77,6 +77,7 @@ def _invalid(loc: tuple[Any, ...], msg: str) -> RequestValidationError:
     status_code=201,
     dependencies=[Depends(auth.admin)],
     response_model=PersonView,
+    responses={200: {"model": PersonView, "description": "Replaced"}},
     response_model_exclude_unset=True,
 )
 async def put_person(
@@ -168,6 +169,7 @@ async def person_calendar(
     status_code=201,
     dependencies=[Depends(auth.admin)],
     response_model=ScheduleView,
+    responses={200: {"model": ScheduleView, "description": "Replaced"}},
     response_model_exclude_unset=True,
 )
 async def put_schedule(
