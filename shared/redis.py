@@ -177,8 +177,14 @@ class ReplicatedTransaction(Pipeline):
             connection, commands, raise_on_error
         )
         if self.wanted:
-            await connection.send_command("WAIT", self.wanted, WAIT_TIMEOUT_MS)
-            acked = int(await connection.read_response())
+            try:
+                await connection.send_command("WAIT", self.wanted, WAIT_TIMEOUT_MS)
+                acked = int(await connection.read_response())
+            except (RedisConnectionError, RedisTimeoutError):
+                # EXEC answered: the writes are done. Raising would have redis-py's retry run
+                # them again; unconfirmed is what is known.
+                await connection.disconnect()
+                acked = 0
             self.shortfall = NotReplicated(acked, self.wanted) if acked < self.wanted else None
         return replies
 

@@ -3,6 +3,7 @@ binaries of this machine, as tests/test_failover.py starts them). A flush of Gro
 followed by WAIT on its connection: when it returns, the replica has the records; without a
 replica it says so instead of claiming they are safe."""
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from redis.asyncio.client import Pipeline
 
 from services.notify.records import GroupCommit
 from shared.embedded import free_port
+from tests.conftest import eventually
 from tests.test_failover import BINARY, Node, data_node
 
 pytestmark = pytest.mark.skipif(BINARY is None, reason="no redis-server or valkey-server")
@@ -87,3 +89,24 @@ async def test_without_the_setting_no_wait_is_sent(pair: tuple[Node, Node]):
         assert _waits(primary.client()) == 0
     finally:
         await client.aclose()
+
+
+async def test_a_connection_lost_while_waiting_does_not_write_twice(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    # EXEC has answered, so the writes are done: losing the connection during WAIT must not
+    # have redis-py's retry run the transaction again.
+    primary = data_node(tmp_path / "alone", free_port()).start()  # no replica: WAIT blocks
+    client = Redis(port=primary.port)
+    client.redalert_min_replicas_ack = 1  # type: ignore[attr-defined]
+    try:
+        with caplog.at_level(logging.WARNING, logger="redalert.notify"):
+            write = asyncio.create_task(GroupCommit(client).write(_record))
+            await eventually(lambda: primary.client().info("clients")["blocked_clients"] > 0)
+            primary.client().client_kill_filter(_type="normal")  # every client but this one
+            entry_id, _ = await write
+        assert primary.client().xrange("deliveries") == [(entry_id, {b"data": b"sent"})]
+        assert "only 0 of 1 replica(s) confirmed" in caplog.text
+    finally:
+        await client.aclose()
+        primary.kill()
