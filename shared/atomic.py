@@ -14,7 +14,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from shared.redis import NotReplicated, queue_wait, replicas_wanted
+from shared.redis import ReplicatedPipeline, replicas_wanted
 
 log = logging.getLogger("redalert.atomic")
 
@@ -75,16 +75,14 @@ class CompareAndApply:
 
     async def __call__(self, write: Guarded) -> bool:
         """True if applied; False if a guard failed (nothing was written)."""
-        wanted = replicas_wanted(self.redis)
-        if wanted:
+        if replicas_wanted(self.redis):
             # WAIT on the same connection as the write: it survives the loss of the primary.
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with ReplicatedPipeline(self.redis, transaction=False) as pipe:
                 await self._script(keys=[], args=write.argv(), client=pipe)
-                queue_wait(pipe, self.redis)
-                result, acked = await pipe.execute()
+                (result,) = await pipe.execute()
             ok = result == 0
-            if ok and int(acked) < wanted:
-                log.warning("%s", NotReplicated(int(acked), wanted))
+            if ok and pipe.shortfall is not None:
+                log.warning("%s", pipe.shortfall)
         else:
             ok = await self._script(keys=[], args=write.argv()) == 0
         if ok:

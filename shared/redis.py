@@ -157,36 +157,46 @@ def queue_wait(pipe: Pipeline, client: "Redis") -> int:
     return wanted
 
 
-class ReplicatedTransaction(Pipeline):
-    """A MULTI/EXEC pipeline followed by `WAIT N` on its connection (REDALERT_MIN_REPLICAS_ACK).
+class ReplicatedPipeline(Pipeline):
+    """A pipeline (a MULTI/EXEC transaction by default) followed by `WAIT N` on its connection
+    (REDALERT_MIN_REPLICAS_ACK).
 
     WAIT does not block inside MULTI, and `execute` hands the connection back to the pool when
-    it returns: so WAIT is sent right after EXEC is read, on that connection — the one whose
-    writes it waits for. `shortfall` says when fewer replicas than N confirmed in time.
+    it returns: so WAIT is sent once the replies are read, on that connection — the one whose
+    writes it waits for — and outside redis-py's retry, which would run the writes again.
+    `shortfall` says when fewer replicas than N confirmed in time.
     """
 
-    def __init__(self, client: "Redis") -> None:
-        super().__init__(client.connection_pool, client.response_callbacks, True, None)
+    def __init__(self, client: "Redis", *, transaction: bool = True) -> None:
+        super().__init__(client.connection_pool, client.response_callbacks, transaction, None)
         self.wanted = replicas_wanted(client)
         self.shortfall: NotReplicated | None = None
 
     async def _execute_transaction(  # type: ignore[no-untyped-def]
         self, connection: Connection, commands, raise_on_error
     ) -> list[Any]:
-        replies: list[Any] = await super()._execute_transaction(
-            connection, commands, raise_on_error
-        )
+        replies = await super()._execute_transaction(connection, commands, raise_on_error)
+        await self._wait(connection)
+        return replies  # type: ignore[no-any-return]
+
+    async def _execute_pipeline(  # type: ignore[no-untyped-def]
+        self, connection: Connection, commands, raise_on_error
+    ) -> list[Any]:
+        replies = await super()._execute_pipeline(connection, commands, raise_on_error)
+        await self._wait(connection)
+        return replies  # type: ignore[no-any-return]
+
+    async def _wait(self, connection: Connection) -> None:
         if self.wanted:
             try:
                 await connection.send_command("WAIT", self.wanted, WAIT_TIMEOUT_MS)
                 acked = int(await connection.read_response())
             except (RedisConnectionError, RedisTimeoutError):
-                # EXEC answered: the writes are done. Raising would have redis-py's retry run
-                # them again; unconfirmed is what is known.
+                # The replies are read: the writes are done. Raising would have redis-py's retry
+                # run them again; unconfirmed is what is known.
                 await connection.disconnect()
                 acked = 0
             self.shortfall = NotReplicated(acked, self.wanted) if acked < self.wanted else None
-        return replies
 
 
 def check_replicated(acked: Any, wanted: int) -> None:

@@ -1,7 +1,8 @@
-"""REDALERT_MIN_REPLICAS_ACK for notify's send records: a real primary and replica (the Redis
-binaries of this machine, as tests/test_failover.py starts them). A flush of GroupCommit is
-followed by WAIT on its connection: when it returns, the replica has the records; without a
-replica it says so instead of claiming they are safe."""
+"""REDALERT_MIN_REPLICAS_ACK for notify's send records and classify's guarded writes: a real
+primary and replica (the Redis binaries of this machine, as tests/test_failover.py starts them).
+A flush of GroupCommit is followed by WAIT on its connection: when it returns, the replica has
+the records; without a replica it says so instead of claiming they are safe. A connection lost
+during WAIT never has the writes run twice."""
 
 import asyncio
 import logging
@@ -15,6 +16,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from services.notify.records import GroupCommit
+from shared.atomic import CompareAndApply, Guarded
 from shared.embedded import free_port
 from tests.conftest import eventually
 from tests.test_failover import BINARY, Node, data_node
@@ -106,6 +108,30 @@ async def test_a_connection_lost_while_waiting_does_not_write_twice(
             primary.client().client_kill_filter(_type="normal")  # every client but this one
             entry_id, _ = await write
         assert primary.client().xrange("deliveries") == [(entry_id, {b"data": b"sent"})]
+        assert "only 0 of 1 replica(s) confirmed" in caplog.text
+    finally:
+        await client.aclose()
+        primary.kill()
+
+
+async def test_a_guarded_write_whose_wait_is_cut_short_is_applied_once_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    # Run again, its guard would fail: classify would take its own write for a lost lease.
+    primary = data_node(tmp_path / "alone", free_port()).start()
+    client = Redis(port=primary.port)
+    client.redalert_min_replicas_ack = 1  # type: ignore[attr-defined]
+    write = Guarded()
+    write.expect("version", None)
+    write.do("SET", "version", "1")
+    write.do("XADD", "events", "*", "data", "opened")
+    try:
+        with caplog.at_level(logging.WARNING, logger="redalert.atomic"):
+            applied = asyncio.create_task(CompareAndApply(client)(write))
+            await eventually(lambda: primary.client().info("clients")["blocked_clients"] > 0)
+            primary.client().client_kill_filter(_type="normal")
+            assert await applied is True
+        assert primary.client().xlen("events") == 1
         assert "only 0 of 1 replica(s) confirmed" in caplog.text
     finally:
         await client.aclose()

@@ -20,7 +20,7 @@ from services.notify.render import Notification
 from services.notify.send import UrlResult
 from shared import keys, metrics
 from shared.models import DeadLetter, Delivery, DeliveryOutcome, Subscription
-from shared.redis import ReplicatedTransaction
+from shared.redis import ReplicatedPipeline
 
 log = logging.getLogger("redalert.notify")
 
@@ -138,7 +138,7 @@ class GroupCommit:
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
             spans = []
             try:
-                async with ReplicatedTransaction(self.redis) as pipe:
+                async with ReplicatedPipeline(self.redis) as pipe:
                     for queue_commands, _ in batch:
                         start = len(pipe.command_stack)
                         await queue_commands(pipe)
