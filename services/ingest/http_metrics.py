@@ -1,6 +1,7 @@
 """Counting HTTP requests by route template (never the raw path: ids would explode the series)."""
 
 import time
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -10,6 +11,9 @@ from shared import metrics
 class HttpMetrics:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # The series of each (method, route, status) seen, found once: prometheus_client's
+        # labels() takes a lock and builds a key on every call.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -29,5 +33,12 @@ class HttpMetrics:
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             method = scope.get("method", "?")
-            metrics.http_requests.labels(method, route, str(status)).inc()
-            metrics.http_seconds.labels(method, route).observe(time.perf_counter() - started)
+            series = self._series.get((method, route, status))
+            if series is None:
+                series = (
+                    metrics.http_requests.labels(method, route, str(status)),
+                    metrics.http_seconds.labels(method, route),
+                )
+                self._series[(method, route, status)] = series
+            series[0].inc()
+            series[1].observe(time.perf_counter() - started)
