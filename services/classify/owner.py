@@ -217,9 +217,18 @@ class IncidentOwner:
         t2 = clock()
         w = self._fenced()
         w.then(lambda: _count_classified(fresh))
+        # Per batch, not per post: a thread's key is set once to where its last post went, and
+        # an incident's new posts are appended in one command (a thread's posts mostly come
+        # together). One atomic write, so only the end state is ever seen.
+        joined: dict[str, str] = {}
+        summaries: dict[str, list[bytes]] = {}
         for c in fresh:
-            self._write_classification(w, c)
-        for incident_id in {c.incident_id for c in fresh if c.incident_id}:
+            self._write_classification(w, c, joined, summaries)
+        retention = max(1, int(self.retention_s))  # forgotten with the incident
+        for key, incident_id in joined.items():
+            w.do("SET", key, incident_id, "EX", retention)
+        for incident_id, posts in summaries.items():
+            w.do("RPUSH", k.incident_posts(incident_id), *posts)
             w.do("LTRIM", k.incident_posts(incident_id), -INCIDENT_POSTS_KEPT, -1)
         for ch in changes.values():
             self._write_incident(w, ch.before, ch.after, ch.events)
@@ -360,7 +369,15 @@ class IncidentOwner:
 
     # --- writing -------------------------------------------------------------------------------
 
-    def _write_classification(self, w: Guarded, c: Classification) -> None:
+    def _write_classification(
+        self,
+        w: Guarded,
+        c: Classification,
+        joined: dict[str, str],
+        summaries: dict[str, list[bytes]],
+    ) -> None:
+        """The post's own writes; which incident its keys now name (`joined`) and its summary
+        for the incident's posts (`summaries`) are written once for the batch."""
         k, post, ttl = self.k, c.post, self.settings.dedup_ttl_s
         w.do("SET", k.applied(post.key), c.incident_id or "-", "EX", ttl)
         w.do(
@@ -369,11 +386,9 @@ class IncidentOwner:
         )  # fmt: skip
         if c.incident_id is None:
             return
-        # Which incident a thread is about is forgotten with the incident (after retention).
-        ttl = max(1, int(self.retention_s))
-        w.do("SET", k.post_incident(post.key), c.incident_id, "EX", ttl)
+        joined[k.post_incident(post.key)] = c.incident_id
         for key in thread_keys(k, post):
-            w.do("SET", key, c.incident_id, "EX", ttl)
+            joined[key] = c.incident_id
         summary = {
             "id": post.id,
             "source": post.source,
@@ -387,7 +402,7 @@ class IncidentOwner:
             "published_at": post.published_at.isoformat() if post.published_at else None,
             "received_at": post.received_at.isoformat(),
         }
-        w.do("RPUSH", k.incident_posts(c.incident_id), to_json(summary))
+        summaries.setdefault(c.incident_id, []).append(to_json(summary))
 
     def _write_incident(
         self, w: Guarded, before: Incident | None, after: Incident, events: list[IncidentEvent]
@@ -398,10 +413,11 @@ class IncidentOwner:
         w.do("SET", k.incident(after.id), after.model_dump_json(), "KEEPTTL")
         if before is None:
             w.do("ZADD", k.incidents, after.opened_at.timestamp(), after.id)
-        for event in events:
-            data = event.model_dump_json(exclude_none=True)
-            w.do("RPUSH", k.incident_timeline(after.id), data)
-            w.do("XADD", self.events_stream, "*", "data", data)
+        if events:
+            data = [event.model_dump_json(exclude_none=True) for event in events]
+            w.do("RPUSH", k.incident_timeline(after.id), *data)
+            for d in data:
+                w.do("XADD", self.events_stream, "*", "data", d)
         self._index(w, before, after)
 
     def _kept(self, incident_id: str) -> list[str]:
