@@ -8,8 +8,9 @@ process, so it does not compete with notify for the GIL), publishes K red-alert 
 to `incident-events`, runs notify in this process, and reports:
 - deliveries_per_s: N*K / (time from publishing until the last delivery was recorded);
 - p50_ms / p99_ms: from the events' publication to each message's arrival at the sink;
-- decide_ms: how long the first batch's decisions took (match … render, one compare-and-apply
-  per subscription), and send_concurrency (sends in flight at once; apprise's pools match it);
+- decide_ms: how long the first decisions took (up to 200 subscriptions: match … render, one
+  compare-and-apply per subscription), and send_concurrency (sends in flight at once; apprise's
+  pools match it);
 - apprise_alone_per_s: measured in the same run, against the same sink — one apprise object
   notifying all N URLs at once, nothing else — so the cost of redalert's chain is visible.
 `--target-latency-ms` makes the sink answer that much later, like a remote service: then sends in
@@ -38,13 +39,13 @@ sys.path.insert(0, str(ROOT))
 
 import apprise  # noqa: E402
 import httpx  # noqa: E402
-from redis.asyncio import Redis  # noqa: E402
 
 from services.notify.service import NotifyService  # noqa: E402
 from shared import keys  # noqa: E402
 from shared.embedded import reachable_redis  # noqa: E402
 from shared.models import EventKind, Incident, IncidentEvent, Post, Subscription  # noqa: E402
 from shared.redis import broker as make_broker  # noqa: E402
+from shared.redis import redis_client  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 from shared.severity import Severity  # noqa: E402
 from shared.startup import prepare  # noqa: E402
@@ -131,7 +132,7 @@ async def run(
         block_ms=20,
         send_timeout_s=60,
     )
-    redis = Redis.from_url(url)
+    redis = redis_client(settings)  # as notify gets it (hiredis packs and parses)
     k = keys.Keys(settings.namespace)
     expected = subscriptions * events
     try:

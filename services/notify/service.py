@@ -86,6 +86,7 @@ DUE_BATCH = 500
 # that takes the chain first sends it just as well, but reads it back from Redis.
 OWED_GRACE_S = 3.0
 MAX_RUNNING_CHAINS = 20_000  # beyond this, due chains wait in Redis for a later poll
+DECIDE_CHUNK = 200  # subscriptions decided (and their chains started) at a time
 
 T = TypeVar("T")
 
@@ -167,16 +168,21 @@ class NotifyService:
         if not jobs:
             return
         subs = await self.subs.current()
+        # A few hundred subscriptions at a time: the first sends go out while the rest is
+        # decided (the targets answer meanwhile), instead of after a thousand decisions. Each
+        # subscription's decisions stay in one commit; the events are acked once all are made
+        # (a crash in between redelivers them, and what was decided is not decided again).
+        for start in range(0, len(subs), DECIDE_CHUNK):
+            for job in jobs:
+                job.subs = subs[start : start + DECIDE_CHUNK]
+            await self.send(await self.decide(jobs))
         for job in jobs:
             job.subs = subs
-        decided = await self.decide(jobs) if subs else []
-        for job in jobs:
             if job.blocked and job.entry is not None:
                 batch.fail(job.entry, job.blocked)
         done = [j.entry for j in jobs if not j.blocked and j.entry is not None]
         if done:
             await self.redis.execute_command(*batch.xack(done))
-        await self.send(decided)
 
     async def send(self, decided: list[Decided]) -> None:
         """Start sending the chains these decisions were added to (unless another replica is)."""
