@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -338,6 +339,17 @@ def parse_clock_range(text: str) -> tuple[int, int]:
     return start, end
 
 
+def clock_ranges(ranges: list[str]) -> list[str]:
+    """Checks each range (`parse_clock_range`): the error names the first that is wrong."""
+    for r in ranges:
+        parse_clock_range(r)
+    return ranges
+
+
+Weekdays = Annotated[list[str], AfterValidator(weekdays)]  # quiet hours' and rotations' days
+ClockRanges = Annotated[list[str], AfterValidator(clock_ranges)]  # "22:00-07:00", …
+
+
 class Webhook(Model):
     """An outbound webhook: every matching incident event is POSTed here, signed with `secret`."""
 
@@ -353,8 +365,8 @@ class QuietHours(Model):
     model_config = ConfigDict(extra="forbid")
 
     timezone: str = "UTC"
-    ranges: list[str] = Field(min_length=1, max_length=20)  # "22:00-07:00" (may cross midnight)
-    days: list[str] = Field(default_factory=lambda: list(WEEKDAYS))  # the day a range starts
+    ranges: ClockRanges = Field(min_length=1, max_length=20)  # may cross midnight
+    days: Weekdays = Field(default_factory=lambda: list(WEEKDAYS))  # the day a range starts
     urgent_bypass: bool = False  # red alerts go through anyway
 
     @field_validator("timezone")
@@ -367,18 +379,6 @@ class QuietHours(Model):
                 f"unknown time zone {tz!r} (use an IANA name like Europe/Paris)"
             ) from None
         return tz
-
-    @field_validator("ranges")
-    @classmethod
-    def _ranges(cls, ranges: list[str]) -> list[str]:
-        for r in ranges:
-            parse_clock_range(r)
-        return ranges
-
-    @field_validator("days")
-    @classmethod
-    def _days(cls, days: list[str]) -> list[str]:
-        return weekdays(days)
 
 
 class RateLimit(Model):

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from redis.asyncio import Redis
 
 from shared.keys import Keys
-from shared.models import WEEKDAYS, parse_clock_range, utcnow, weekdays
+from shared.models import WEEKDAYS, ClockRanges, Weekdays, parse_clock_range, utcnow
 from shared.people import NAME_PATTERN, known_zone
 
 MAX_SCHEDULES = 1_000
@@ -57,8 +57,8 @@ class Rotation(BaseModel):
     length: float = Field(ge=1, le=366 * DAY)  # seconds; written 1w, 1d, 12h, 90s
     handoff: str | None = None  # "09:00": the time of day shifts change hands
     end: datetime | None = None
-    hours: list[str] = Field(default_factory=list, max_length=20)  # "09:00-17:00"; empty: all day
-    days: list[str] = Field(default_factory=lambda: list(WEEKDAYS))  # when `hours` apply
+    hours: ClockRanges = Field(default_factory=list, max_length=20)  # empty: all day
+    days: Weekdays = Field(default_factory=lambda: list(WEEKDAYS))  # when `hours` apply
 
     @field_validator("length", mode="before")
     @classmethod
@@ -82,18 +82,6 @@ class Rotation(BaseModel):
         if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
             raise ValueError(f"{value!r} is not a time of day like 09:00")
         return f"{int(m.group(1)):02d}:{m.group(2)}"
-
-    @field_validator("hours")
-    @classmethod
-    def _hours(cls, ranges: list[str]) -> list[str]:
-        for r in ranges:
-            parse_clock_range(r)
-        return ranges
-
-    @field_validator("days")
-    @classmethod
-    def _days(cls, days: list[str]) -> list[str]:
-        return weekdays(days)
 
     @property
     def calendar(self) -> bool:
