@@ -11,7 +11,6 @@ confirmation page and changes nothing (link previews must not acknowledge), POST
 
 import html
 import time
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -23,6 +22,7 @@ from services.ingest.audit import note
 from services.ingest.context import Context, ctx, require_token
 from services.ingest.contracts import view_of
 from services.ingest.routes.incidents import act
+from services.ingest.routes.links import gone, page, stamp
 from shared.escalation import MAX_POLICIES, Policy, PolicySpec, PolicyStore, verify_ack
 from shared.links import claim_use, link_secret, moved_on, used_at
 from shared.models import CommandAction, Incident, IncidentEvent
@@ -32,34 +32,13 @@ from shared.schedules import ScheduleStore
 router = APIRouter(tags=["escalation"])
 
 
-def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
-    return HTMLResponse(
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        "<meta name='viewport' content='width=device-width'></head>"
-        "<body style='font-family:sans-serif;max-width:40em;margin:2em auto'>"
-        f"<h1>{html.escape(title)}</h1>{body}</body></html>",
-        status_code=status_code,
-    )
-
-
-def _at(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+PAGE_ONCE = (
+    "A page's link works once, and only while the incident is as it was when the page was sent."
+)
 
 
 def _gone(why: str, incident: Incident | None = None) -> HTMLResponse:
-    """410, as for every action link that no longer means what it meant when sent."""
-    now = (
-        f"<p>The incident is now <b>{html.escape(incident.status.value)}</b> "
-        f"({html.escape(incident.severity.label)}).</p>"
-        if incident is not None
-        else ""
-    )
-    return _page(
-        "This link no longer works",
-        f"<p>{html.escape(why)}.</p>{now}<p>A page's link works once, and only while the "
-        "incident is as it was when the page was sent.</p>",
-        410,
-    )
+    return gone(why, incident, PAGE_ONCE)
 
 
 def policies(c: Context = Depends(ctx)) -> PolicyStore:
@@ -151,18 +130,18 @@ async def _refusal(
     if problem is not None:
         code, why = problem
         if code == 410:
-            return _gone(f"It has expired ({_at(expires)})"), None
-        return _page("This link does not work", f"<p>{html.escape(why)}.</p>", code), None
+            return _gone(f"It has expired ({stamp(expires)})"), None
+        return page("This link does not work", f"<p>{html.escape(why)}.</p>", code), None
     incident = await c.incidents.get(incident_id)
     if incident is None:
-        return _page("No such incident", f"<p>{html.escape(incident_id)}</p>", 404), None
+        return page("No such incident", f"<p>{html.escape(incident_id)}</p>", 404), None
     if (used := await used_at(c.redis, c.keys, sig)) is not None:
-        return _gone(f"It was already used ({_at(used)})", incident), incident
+        return _gone(f"It was already used ({stamp(used)})", incident), incident
     raw = await c.redis.lrange(c.keys.incident_timeline(incident_id), 0, -1)
     later = moved_on("ack", v, [IncidentEvent.model_validate_json(r) for r in raw])
     if later is not None:
         by = f" by {later.command.actor}" if later.command is not None else ""
-        why = f"The incident was {later.kind.value}{by} ({_at(later.at.timestamp())}) "
+        why = f"The incident was {later.kind.value}{by} ({stamp(later.at.timestamp())}) "
         return _gone(why + "after this page was sent", incident), incident
     return None, incident
 
@@ -180,7 +159,7 @@ async def confirm_ack(
     if refusal is not None:
         return refusal
     assert incident is not None
-    return _page(
+    return page(
         f"Acknowledge incident {incident_id} as {who}?",
         f"<p><b>{html.escape(incident.title)}</b></p>"
         f"<p>Now: {incident.severity.label}, {incident.status.value}.</p>"
@@ -210,6 +189,6 @@ async def ack_as(
     # The signature binds the recipient's name: the link acts as the person it was sent to.
     note(request, actor=who, changes={"action": "ack", "via": "page", "note": text})
     await act(c, incident_id, CommandAction.ACK, who, text, via="page")
-    return _page(
+    return page(
         f"Incident {incident_id} acknowledged", f"<p>Thank you, {html.escape(who)}.</p>", 202
     )

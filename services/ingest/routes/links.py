@@ -30,7 +30,8 @@ VERBS = {"ack": "Acknowledge", "resolve": "Resolve"}
 DONE = {"ack": "acknowledged", "resolve": "resolved"}
 
 
-def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
+def page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
+    """A small HTML page: what a person who opened an action link sees."""
     return HTMLResponse(
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         "<meta name='viewport' content='width=device-width'></head>"
@@ -59,24 +60,26 @@ def signed_link(
     return SignedLink(incident_id, action, v, expires, sig)
 
 
-def _at(ts: float) -> str:
+def stamp(ts: float) -> str:
+    """When, for a person: `2026-12-01 09:30 UTC`."""
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _gone(why: str, incident: Incident | None = None) -> HTMLResponse:
+ONCE = (
+    "Links in notifications work once, and only while the incident is as it was when the "
+    "message was sent: use the latest message, or the API."
+)
+
+
+def gone(why: str, incident: Incident | None = None, rule: str = ONCE) -> HTMLResponse:
+    """410, for an action link that no longer means what it meant when it was sent."""
     now = (
         f"<p>The incident is now <b>{html.escape(incident.status.value)}</b> "
         f"({html.escape(incident.severity.label)}).</p>"
         if incident is not None
         else ""
     )
-    return _page(
-        "This link no longer works",
-        f"<p>{html.escape(why)}.</p>{now}"
-        "<p>Links in notifications work once, and only while the incident is as it was when "
-        "the message was sent: use the latest message, or the API.</p>",
-        410,
-    )
+    return page("This link no longer works", f"<p>{html.escape(why)}.</p>{now}<p>{rule}</p>", 410)
 
 
 async def _timeline(c: Context, incident_id: str) -> list[IncidentEvent]:
@@ -92,19 +95,19 @@ async def _refusal(c: Context, link: SignedLink) -> tuple[HTMLResponse | None, I
     if problem is not None:
         code, why = problem
         if code == 410:
-            return _gone(f"It has expired ({_at(link.expires)})"), None
+            return gone(f"It has expired ({stamp(link.expires)})"), None
         title = "Unknown action" if code == 404 else "This link does not work"
-        return _page(title, f"<p>{html.escape(why)}.</p>", code), None
+        return page(title, f"<p>{html.escape(why)}.</p>", code), None
     incident = await c.incidents.get(link.incident_id)
     if incident is None:
-        return _page("No such incident", f"<p>{html.escape(link.incident_id)}</p>", 404), None
+        return page("No such incident", f"<p>{html.escape(link.incident_id)}</p>", 404), None
     if (used := await used_at(c.redis, c.keys, link.sig)) is not None:
-        return _gone(f"It was already used ({_at(used)})", incident), incident
+        return gone(f"It was already used ({stamp(used)})", incident), incident
     later = moved_on(link.action, link.version, await _timeline(c, link.incident_id))
     if later is not None:
         who = f" by {later.command.actor}" if later.command is not None else ""
-        why = f"The incident was {later.kind.value}{who} ({_at(later.at.timestamp())}) "
-        return _gone(why + "after this message was sent", incident), incident
+        why = f"The incident was {later.kind.value}{who} ({stamp(later.at.timestamp())}) "
+        return gone(why + "after this message was sent", incident), incident
     return None, incident
 
 
@@ -133,7 +136,7 @@ async def confirm_page(
         return refusal
     assert incident is not None
     verb = VERBS[link.action]
-    return _page(
+    return page(
         f"{verb} incident {link.incident_id}?",
         f"<p><b>{html.escape(incident.title)}</b></p>"
         f"<p>Now: {incident.severity.label}, {incident.status.value}.</p>"
@@ -154,7 +157,7 @@ async def act_by_link(
     if refusal is not None:
         return refusal
     if not await claim_use(c.redis, c.keys, link.sig, link.expires, time.time()):
-        return _gone("It was used a moment ago", incident)  # two clicks at once: one wins
+        return gone("It was used a moment ago", incident)  # two clicks at once: one wins
     form = parse_qs((await request.body()).decode(errors="replace"))
     # The link is the credential, not a person: the actor is "link", the name typed is kept beside.
     claimed = (form.get("actor") or [""])[0].strip()[:200] or None
@@ -163,4 +166,4 @@ async def act_by_link(
     note(request, actor=LINK_ACTOR, claimed=claimed, changes={"action": action, "note": text})
     await act(c, incident_id, CommandAction(action), LINK_ACTOR, text, via="link", claimed=claimed)
     thanks = f"<p>Thank you, {html.escape(claimed)}.</p>" if claimed else ""
-    return _page(f"Incident {incident_id} {DONE[action]}", thanks, 202)
+    return page(f"Incident {incident_id} {DONE[action]}", thanks, 202)
