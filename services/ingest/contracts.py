@@ -52,8 +52,9 @@ class Open(BaseModel):
 def view_of(
     model: type[BaseModel], name: str, doc: str, *, without: Iterable[str] = (), **more: Any
 ) -> type[Open]:
-    """`model` as answers show it: its fields (not its validators: an answer is not an input)
-    less `without`, plus `more` (name=(type, default) or name=type)."""
+    """`model` as answers show it: its fields with their types and constraints, but not the
+    model's own validators (an answer is not an input: a masked URL need not be sendable), less
+    `without`, plus `more` (name=(type, default) or name=type)."""
     fields: dict[str, Any] = {
         n: (f.annotation, f) for n, f in model.model_fields.items() if n not in set(without)
     }
