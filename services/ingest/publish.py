@@ -35,8 +35,10 @@ Arg = str | bytes | int
 # Group commit: one publishing call is out at a time per process; the posts of requests that
 # arrive meanwhile wait and go together in the next call. Under load each call carries many
 # requests' posts: a Redis write (and wake-up) per group, not per request, which on a busy
-# machine cost more than all the rest of a small request (two calls out: half the gain, measured).
-IN_FLIGHT = 1
+# machine cost more than all the rest of a small request. A second call goes out beside the
+# first only for a large group (batches): Redis then always has the next one to run.
+IN_FLIGHT = 2
+SECOND_CALL_POSTS = 100  # single posts from a few dozen clients never make one: they group
 GROUP_POSTS = 1_000  # a bigger group waits for the next call: Redis runs one script at a time
 
 
@@ -70,7 +72,7 @@ class Publisher:
     async def _group_commit(self, pairs: list[Arg]) -> list[int]:
         """The flags of these (seen key, data) pairs, published alone when a call is free, else
         with the other requests' posts that wait for one."""
-        if self._in_flight < IN_FLIGHT and not self._waiting:
+        if not self._in_flight and not self._waiting:
             self._in_flight += 1
             try:
                 return await self._call(pairs)
@@ -85,6 +87,8 @@ class Publisher:
     def _next_group(self) -> None:
         if not self._waiting or self._in_flight >= IN_FLIGHT:
             return
+        if self._in_flight and sum(len(p) for p, _ in self._waiting) < SECOND_CALL_POSTS * 2:
+            return  # the call out now takes them when it ends
         size = taken = 0
         while taken < len(self._waiting) and (not taken or size < GROUP_POSTS * 2):
             size += len(self._waiting[taken][0])
