@@ -48,7 +48,7 @@ from shared.redis import broker as make_broker  # noqa: E402
 from shared.redis import redis_client  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 from shared.severity import Severity  # noqa: E402
-from shared.startup import prepare  # noqa: E402
+from shared.startup import prepare, settle_gc  # noqa: E402
 
 
 class _Sink(ThreadingHTTPServer):
@@ -164,6 +164,7 @@ async def run(
         stop = asyncio.Event()
         jobs = [asyncio.create_task(job(stop)) for job in notify.background()]
         await notify.subs.current()
+        settle_gc()  # as `redalert notify` does once started
 
         published = time.time()
         started = time.perf_counter()

@@ -2,7 +2,6 @@
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 import socket
@@ -20,7 +19,7 @@ from shared.consumer import StreamConsumer
 from shared.redis import broker as make_broker
 from shared.redis import redis_client
 from shared.settings import Settings
-from shared.startup import prepare
+from shared.startup import prepare, settle_gc
 
 log = logging.getLogger("redalert")
 
@@ -216,10 +215,7 @@ async def serve(settings: Settings, services: Iterable[str], *, reuse_port: bool
         loop.add_signal_handler(sig, runtime.request_stop)
     try:
         await runtime.start()
-        # What start-up loaded (modules, the app, rules, models) lives as long as the process:
-        # out of the collector's sight, a full collection scans only what requests make (it was
-        # a tenth of a small request's time).
-        gc.freeze()
+        settle_gc()
         await runtime.wait()
     finally:
         await runtime.stop()
