@@ -12,13 +12,14 @@ from tests.conftest import eventually
 from tests.delivery_helpers import deadletters, live, post_thread, quiet_for, subscribe
 
 LEAK = "Gas leak reported at plant 3"
-# Both render fine on the save-time sample (an ISS leak) and fail only on other incidents.
+# Both render fine on the save-time sample (an ISS leak) and fail only on other incidents. The
+# loop (36 million empty turns, seconds of work) outputs nothing, so only the time limit stops it.
 FAILS_ON_REAL = (
     '{% if incident.title.startswith("ISS") %}{{ incident.title }}{% else %}{{ 1 // 0 }}{% endif %}'
 )
 LOOPS_ON_REAL = (
     '{% if incident.title.startswith("ISS") %}{{ incident.title }}{% else %}'
-    '{% set s = "x" * 3000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}{% endif %}'
+    '{% set s = "x" * 6000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}{% endif %}'
 )
 
 
@@ -118,3 +119,14 @@ async def test_a_stored_subscription_with_unusable_settings_dead_letters_only_it
 
 async def _letters(redis, settings) -> bool:
     return bool(await deadletters(redis, settings))
+
+
+async def test_a_template_that_renders_nothing_sends_the_default(
+    make_settings, run_services, make_sink
+):
+    empty = '{% if incident.title.startswith("ISS") %}{{ incident.title }}{% endif %}'
+    async with live(run_services, make_settings()) as api:
+        poisoned, healthy, shown = await _poisoned_beside_a_healthy_one(api, make_sink, empty)
+    assert healthy.messages()[0]["title"] == f"[RED ALERT] {LEAK}"
+    assert poisoned.messages()[0]["message"].startswith("Severity: red alert")
+    assert shown["last_error"]["error"] == "templates.body: rendered nothing"

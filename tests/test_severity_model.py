@@ -165,7 +165,12 @@ def test_the_shipped_model_is_what_training_on_the_repositorys_data_gives():
     assert model.trained["data_digest"] == shipped.trained["data_digest"], "retrain the model"
     assert not [name for name in model.trained["sets"] if "blind" in name]
     if shipped.trained["scikit_learn"] == sklearn.__version__:
-        assert model.version == shipped.version  # same data, same library: the same file
+        # Same data, same library: the same model, up to the last rounded digit (numpy's and
+        # scipy's builds move a weight by 0.0001 here and there; the file's digest with them).
+        assert model.weights.keys() == shipped.weights.keys()
+        for name, weights in model.weights.items():
+            assert weights == pytest.approx(shipped.weights[name], abs=0.0005), name
+        assert model.intercept == pytest.approx(shipped.intercept, abs=0.0005)
 
 
 # --- rules first, the model where they are unsure ------------------------------------------------

@@ -218,12 +218,15 @@ def _render_or_default(
 ) -> str:
     if own is not None:
         try:
-            return templates.render_limited(own, variables, html=html, limits=limits)
+            out = templates.render_limited(own, variables, html=html, limits=limits)
+            if out or part != "body":
+                return out
+            error = f"templates.{part}: rendered nothing"  # channels refuse an empty message
         except templates.TemplateError as e:
             # A broken template must not cost an alert: say so, send the default.
             error = f"templates.{part}: {e.message or type(e).__name__}"
-            errors.append(error)
-            log.warning("subscription %s: %s; sent the default message", sub.name, error)
+        errors.append(error)
+        log.warning("subscription %s: %s; sent the default message", sub.name, error)
     return templates.render(default, variables, html=html)
 
 
