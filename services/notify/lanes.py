@@ -23,7 +23,6 @@ from services.notify.render import Notification
 from services.notify.send import Attempt, Sender, UrlResult, target_urls
 from shared import metrics
 from shared.models import Subscription, utcnow
-from shared.secrets import mask_url
 from shared.settings import Settings
 
 log = logging.getLogger("redalert.notify")
@@ -67,10 +66,6 @@ class Lanes:
 
     def has_room(self, sub: Subscription) -> bool:
         return not any(self.lane(u).full for u in target_urls(sub))
-
-    def depths(self) -> dict[str, int]:
-        """Deliveries waiting or in flight in each busy lane, by masked URL."""
-        return {mask_url(u): lane.waiting for u, lane in self._lanes.items() if lane.waiting}
 
     def waiting(self) -> list[int]:
         """Deliveries waiting or in flight in each busy lane (for metrics)."""
