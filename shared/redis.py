@@ -18,9 +18,14 @@ import hiredis
 from faststream.redis import RedisBroker, RedisSentinelBroker
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.asyncio.connection import AbstractConnection, Connection, ConnectionPool
+from redis.asyncio.connection import (
+    AbstractConnection,
+    BlockingConnectionPool,
+    Connection,
+    ConnectionPool,
+)
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError, ReadOnlyError
@@ -96,7 +101,22 @@ def pack_with_hiredis(pool: ConnectionPool) -> None:
     pool.connection_class = _PACKING[base]
 
 
+# How long a command waits for a free connection when all REDALERT_REDIS_MAX_CONNECTIONS are
+# busy: a burst of sends queues briefly; a leak surfaces as an error instead of a hang.
+POOL_WAIT_S = 20.0
+
+
+class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """Sentinel-managed connections to the current primary, with the blocking pool's waiting."""
+
+
 def redis_client(settings: Settings) -> "Redis":
+    # A bounded pool that waits: redis-py 8's default pool raises "Too many connections" past
+    # 100, and notify's fan-out has a command in flight per chain.
+    pool_kwargs: dict[str, Any] = {
+        "max_connections": settings.redis_max_connections,
+        "timeout": POOL_WAIT_S,
+    }
     client: Redis
     if settings.sentinel_addresses:
         kwargs = _common(settings)
@@ -109,19 +129,23 @@ def redis_client(settings: Settings) -> "Redis":
         client = sentinel.master_for(
             settings.redis_sentinel_master,
             redis_class=Redis,
+            connection_pool_class=_BlockingSentinelPool,
             socket_timeout=10,
             socket_connect_timeout=2,
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), _RETRIES),
             retry_on_error=[RedisConnectionError, RedisTimeoutError, ReadOnlyError],
+            **pool_kwargs,
             **kwargs,
         )
     else:
-        client = Redis.from_url(
+        pool = BlockingConnectionPool.from_url(
             settings.effective_redis_url,
             decode_responses=False,
             health_check_interval=30,
             socket_keepalive=True,
+            **pool_kwargs,
         )
+        client = Redis.from_pool(pool)
     pack_with_hiredis(client.connection_pool)
     client.redalert_min_replicas_ack = settings.min_replicas_ack  # type: ignore[attr-defined]
     return client

@@ -74,6 +74,13 @@ class Settings(BaseSettings):
         description="Writes that must survive losing the primary wait (WAIT) for this many "
         "replicas: a post is answered 202 only then (503 otherwise).",
     )
+    redis_max_connections: int = Field(
+        default=128,
+        ge=4,
+        le=10_000,
+        description="Connections a process opens to Redis at most; a command waits (up to 20 s) "
+        "for a free one rather than failing.",
+    )
     namespace: str = Field(
         default="redalert", pattern=r"^[A-Za-z0-9_.\-]+$", description="Prefix of every key."
     )

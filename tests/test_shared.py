@@ -1,5 +1,6 @@
 """The contract's small parts: codec, YAML errors with lines, masking, signed links."""
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from pydantic import BaseModel
 from shared.codec import DecodeError, decode, encode, printable_fields, restore_fields
 from shared.links import action_link, sign_links, signature, unsigned_link, verify
 from shared.models import Post
+from shared.redis import redis_client
 from shared.secrets import mask_url, redact, url_secrets
 from shared.settings import Settings
 from shared.severity import Severity
@@ -119,3 +121,16 @@ def test_messages_are_rendered_with_unsigned_links_and_signed_as_they_go_out():
     assert signed.endswith("Page: https://ra.example/v1/incidents/inc1")
     assert sign_links(signed, settings, b"k", now=1000) == signed  # never signed twice
     assert sign_links("no links here", settings, b"k") == "no links here"
+
+
+async def test_a_burst_of_commands_waits_for_the_pool_instead_of_failing(make_settings):
+    # redis-py 8's default pool raises "Too many connections" past its size; redalert's waits.
+    client = redis_client(make_settings(redis_max_connections=4))
+    try:
+        pongs = await asyncio.gather(*(client.ping() for _ in range(300)))
+        pool = client.connection_pool
+        opened = len(pool._available_connections) + len(pool._in_use_connections)
+    finally:
+        await client.aclose()
+    assert pongs == [True] * 300
+    assert opened <= 4
