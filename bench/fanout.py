@@ -21,17 +21,13 @@ else an embedded server.
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 import apprise  # noqa: E402
 import httpx  # noqa: E402
+import uvloop  # noqa: E402
+from sink import sink_process  # noqa: E402
 
 from services.notify.service import NotifyService  # noqa: E402
 from shared import keys  # noqa: E402
@@ -49,57 +47,6 @@ from shared.redis import redis_client  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 from shared.severity import Severity  # noqa: E402
 from shared.startup import prepare, settle_gc  # noqa: E402
-
-
-class _Sink(ThreadingHTTPServer):
-    request_queue_size = 4096
-    daemon_threads = True
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keeps connections alive, as real services do
-    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
-    received: list[float] = []  # when each POST arrived (Unix time)
-    latency_s = 0.0
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length") or 0))
-        self.received.append(time.time())
-        time.sleep(self.latency_s)
-        self._answer(b"{}")
-
-    def do_GET(self) -> None:  # the times, then forget them
-        times, self.received[:] = list(self.received), []
-        self._answer(json.dumps(times).encode())
-
-    def _answer(self, body: bytes) -> None:
-        self.send_response(200)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-def serve_sink(latency_ms: float) -> None:
-    """`--serve-sink`: answer 200 to every POST; print the port, then serve until killed."""
-    _Handler.latency_s = latency_ms / 1000
-    server = _Sink(("127.0.0.1", 0), _Handler)
-    print(server.server_address[1], flush=True)
-    server.serve_forever()
-
-
-@contextlib.contextmanager
-def sink_process(latency_ms: float) -> Iterator[int]:
-    command = [sys.executable, __file__, "--serve-sink", "--target-latency-ms", str(latency_ms)]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        yield int(proc.stdout.readline())
-    finally:
-        proc.terminate()
-        proc.wait()
 
 
 def red_alert(n: int) -> IncidentEvent:
@@ -184,8 +131,8 @@ async def run(
         records = [json.loads(f[b"data"]) for _, f in await redis.xrange(deliveries)]
         sent = [r for r in records if r["outcome"] == "sent"]
         async with httpx.AsyncClient() as http:
-            arrived = (await http.get(f"http://127.0.0.1:{port}/times")).json()
-        latencies = sorted((t - published) * 1000 for t in arrived)
+            arrived = (await http.get(f"http://127.0.0.1:{port}/")).json()
+        latencies = sorted((t - published) * 1000 for t, _ in arrived)
         alone = await apprise_alone(subscriptions, port)
     finally:
         async for key in redis.scan_iter(match=f"{settings.namespace}:*", count=1000):
@@ -231,11 +178,7 @@ def main() -> int:
     p.add_argument("--target-latency-ms", type=float, default=0.0, help="the sink's answer delay")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--redis-url", default=os.environ.get("REDALERT_REDIS_URL"))
-    p.add_argument("--serve-sink", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.serve_sink:
-        serve_sink(args.target_latency_ms)
-        return 0
     with reachable_redis(args.redis_url) as url, sink_process(args.target_latency_ms) as port:
         work = run(
             args.subscriptions,
@@ -245,7 +188,7 @@ def main() -> int:
             args.send_concurrency,
             args.target_latency_ms,
         )
-        result = asyncio.run(work)
+        result = uvloop.run(work)  # as `redalert notify` runs
     if args.json:
         print(json.dumps(result))
     else:

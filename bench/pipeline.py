@@ -22,17 +22,13 @@ else an embedded server.
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import uvloop  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
+from sink import sink_process  # noqa: E402
 
 from services.classify.service import ClassifyService  # noqa: E402
 from services.notify.service import NotifyService  # noqa: E402
@@ -57,56 +54,6 @@ from shared.subscriptions import SubscriptionStore  # noqa: E402
 
 SEED = ROOT / "examples" / "iss-coolant-leak.jsonl"
 CHUNK = 1_000
-DELIVERY = "X-Redalert-Delivery"  # <event id>/<subscription id> (services/notify/send.py)
-
-
-class _Sink(ThreadingHTTPServer):
-    request_queue_size = 4096
-    daemon_threads = True
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """Answers 200 to every POST and notes when it arrived and which delivery it was; GET
-    returns the notes and forgets them."""
-
-    arrived: list[tuple[float, str]] = []
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length") or 0))
-        self.arrived.append((time.time(), self.headers.get(DELIVERY) or ""))
-        self._answer(b"{}")
-
-    def do_GET(self) -> None:
-        notes, self.arrived[:] = list(self.arrived), []
-        self._answer(json.dumps(notes).encode())
-
-    def _answer(self, body: bytes) -> None:
-        self.send_response(200)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def sink_process() -> Iterator[int]:
-    """The sink in its own process (it does not compete with the pipeline for the GIL)."""
-    command = [sys.executable, __file__, "--serve-sink"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        yield int(proc.stdout.readline())
-    finally:
-        proc.terminate()
-        proc.wait()
-
-
-def serve_sink() -> None:
-    server = _Sink(("127.0.0.1", 0), _Handler)
-    print(server.server_address[1], flush=True)
-    server.serve_forever()
 
 
 async def arrivals(sink: int, expect_more: bool) -> list[tuple[float, str]]:
@@ -279,11 +226,7 @@ def main() -> int:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--redis-url", default=os.environ.get("REDALERT_REDIS_URL"))
-    parser.add_argument("--serve-sink", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_sink:
-        serve_sink()
-        return 0
     with reachable_redis(args.redis_url) as url, sink_process() as sink:
         result = uvloop.run(run(args.posts, url, args.rate, args.subscriptions, sink))
     if args.json:

@@ -38,8 +38,11 @@ CASES = {
 }
 
 
+HELPERS = {"sink.py"}  # the HTTP target fanout.py and pipeline.py deliver to
+
+
 def test_every_benchmark_is_exercised():
-    assert {p.name for p in BENCH.glob("*.py")} == set(CASES)
+    assert {p.name for p in BENCH.glob("*.py")} - HELPERS == set(CASES)
 
 
 @pytest.mark.parametrize("script", sorted(CASES))
