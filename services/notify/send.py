@@ -218,12 +218,10 @@ class Sender:
         ap.add(plugin)
         async with self._slots:
             try:
-                result = await asyncio.wait_for(
-                    ap.async_notify(
+                async with asyncio.timeout(self.settings.send_timeout_s):
+                    result = await ap.async_notify(
                         body=n.body, title=n.title, notify_type=n.notify_type, body_format=n.format
-                    ),
-                    timeout=self.settings.send_timeout_s,
-                )
+                    )
             except TimeoutError:
                 return f"timed out after {self.settings.send_timeout_s:g}s"
             except Exception as e:  # a plugin bug is this URL's failure, not the batch's
@@ -247,9 +245,9 @@ class Sender:
             if isinstance(request, str):
                 return request
             try:
-                r = await asyncio.wait_for(
-                    self._pooled.send(request), timeout=self.settings.send_timeout_s
-                )
+                # A deadline on this task, not wait_for's extra task per send.
+                async with asyncio.timeout(self.settings.send_timeout_s):
+                    r = await self._pooled.send(request)
             except TimeoutError:
                 return f"timed out after {self.settings.send_timeout_s:g}s"
             except TargetRefused as e:
