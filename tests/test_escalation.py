@@ -269,3 +269,33 @@ async def test_a_silence_holds_the_pages_until_it_ends(api, make_sink):
     )
     assert "db-oncall step 1: paged alice" in reasons
     assert bob.messages() == []  # step 2 keeps its 3 s after the (moved) start
+
+
+async def test_a_hanging_pager_holds_only_its_own_page(
+    make_settings, redis, run_services, make_sink
+):
+    # One policy pages a target that answers after 12 s; another incident's policy, due while
+    # that page is in flight, pages its person at once, not after the hanging one gives up.
+    settings = make_settings(**FAST, send_timeout_s=30, send_attempts=1)
+    hanging, carol = make_sink(delay=12), make_sink()
+    base = f"http://127.0.0.1:{settings.http_port}"
+    async with run_services(settings), httpx.AsyncClient(base_url=base) as http:
+        for name, sink in (("slow", hanging), ("carol", carol)):
+            r = await http.post("/v1/people", json={"name": name, "contacts": [sink.url]})
+            assert r.status_code == 201, r.text
+        for team, person in (("db", "slow"), ("web", "carol")):
+            policy = {
+                "name": f"{team}-oncall",
+                "matchers": [f'team="{team}"'],
+                "steps": [{"after": "0s", "notify": [f"person:{person}"]}],
+            }
+            r = await http.post("/v1/escalation-policies", json=policy)
+            assert r.status_code == 201, r.text
+        r = await http.post("/v1/webhooks/alertmanager", json=alert("db1", team="db"))
+        assert r.status_code == 202
+        await asyncio.sleep(2.0)  # the db page is sent and hanging
+        r = await http.post("/v1/webhooks/alertmanager", json=alert("web1", team="web"))
+        assert r.status_code == 202
+        await eventually(lambda: len(carol.messages()) == 1, timeout=8)
+        assert hanging.messages() == []  # still unanswered: carol did not wait for it
+        await eventually(lambda: len(hanging.messages()) == 1, timeout=20)

@@ -58,6 +58,8 @@ log = logging.getLogger("redalert.escalation")
 STATE_TTL_S = 30 * 86_400
 HELD_RECHECK_S = 30  # a step held by a silence is looked at again at least this often
 DUE_BATCH = 100
+# Steps paging at once; more due steps wait in Redis (their due time passed, none is lost).
+MAX_RUNNING_STEPS = 1_000
 STARTS = (EventKind.OPENED, EventKind.REOPENED, EventKind.ESCALATED, EventKind.DE_ESCALATED)
 STOPS = (EventKind.ACKNOWLEDGED, EventKind.RESOLVED)
 
@@ -85,6 +87,7 @@ class EscalationService:
         # Longer than a page can take (every URL's attempts), so no second replica pages it.
         self.lease_s = settings.send_timeout_s * settings.send_attempts * 2 + 10
         self._secret: bytes | None = None
+        self.steps: set[asyncio.Task[None]] = set()
 
     def background(self) -> list[Callable[[asyncio.Event], Awaitable[None]]]:
         return [self.run_due]
@@ -182,17 +185,36 @@ class EscalationService:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), timeout=self.settings.schedule_poll_s)
         finally:
+            if self.steps:  # pages in flight finish (within a send's limit), then stop
+                await asyncio.wait(list(self.steps), timeout=self.settings.send_timeout_s)
+            for task in list(self.steps):
+                task.cancel()
             await self.sender.aclose()
 
     async def tick(self) -> int:
+        """Claim due steps and start paging them. Each step runs on its own task: a target that
+        hangs holds its own step (under the claim's lease), never the next tick's."""
+        if len(self.steps) >= MAX_RUNNING_STEPS:
+            return 0
         items, _lease = await self.due.claim(utcnow(), self.lease_s, DUE_BATCH)
         if items:
             policies = {p.name: p for p in await self.policies.all()}
             silences = await self.silences.all()
-            await asyncio.gather(
-                *(self._step(i, policies.get(i.subscription_id), silences) for i in items)
-            )
+            for item in items:
+                task = asyncio.create_task(
+                    self._run_step(item, policies.get(item.subscription_id), silences)
+                )
+                self.steps.add(task)
+                task.add_done_callback(self.steps.discard)
         return len(items)
+
+    async def _run_step(
+        self, item: DueItem, policy: Policy | None, silences: list[Silence]
+    ) -> None:
+        try:
+            await self._step(item, policy, silences)
+        except Exception:
+            log.exception("escalation step %s failed; it is retried after its lease", item.member)
 
     async def _step(self, item: DueItem, policy: Policy | None, silences: list[Silence]) -> None:
         incident_id = item.ref
