@@ -8,7 +8,9 @@ from html.parser import HTMLParser
 import httpx
 from pydantic import SecretStr
 
+from services.ingest.console import live
 from services.ingest.console.session import COOKIE
+from shared import redis as shared_redis
 from tests.conftest import eventually
 from tests.console_helpers import browser, csrf_of, sign_in
 
@@ -327,3 +329,36 @@ async def test_a_person_sees_refusals_as_a_page_and_the_api_still_answers_json(
     assert "Not found" in missing.text
     assert api.status_code == 422
     assert "note" in api.json()["error"]
+
+
+async def test_open_live_pages_never_leave_posts_waiting_for_a_connection(
+    make_settings, run_services, monkeypatch
+):
+    # Each live page holds a Redis connection while it waits for events. With as many pages
+    # open as the process may open connections, each blocked longer than a command waits for
+    # a free one, posts are still answered: the pages read through their own pool.
+    monkeypatch.setattr(live, "BLOCK_MS", 4_000)  # under redis-py's 5 s socket timeout
+    monkeypatch.setattr(shared_redis, "POOL_WAIT_S", 1.0)
+    settings = make_settings(redis_max_connections=4)
+    async with run_services(settings, "ingest"), browser(settings) as web:
+        await web.get("/")  # the session
+        ready = asyncio.Semaphore(0)
+
+        async def page() -> None:
+            async with web.stream("GET", "/console/events") as r:
+                async for line in r.aiter_lines():
+                    if line.startswith("event: hello"):
+                        ready.release()
+
+        pages = [asyncio.create_task(page()) for _ in range(4)]
+        try:
+            for _ in pages:
+                await asyncio.wait_for(ready.acquire(), 20)
+            await asyncio.sleep(0.5)  # every page is now blocked in its read
+            answers = [(await web.post("/v1/posts", json={"text": RED})).status_code]
+            answers += [(await web.post("/v1/posts", json={"text": RED})).status_code]
+        finally:
+            for task in pages:
+                task.cancel()
+            await asyncio.gather(*pages, return_exceptions=True)
+    assert answers == [202, 202]

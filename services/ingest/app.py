@@ -50,7 +50,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = redis or redis_client(settings)
-        app.state.ctx = Context.build(settings, client)
+        live = redis_client(settings)
+        app.state.ctx = Context.build(settings, client, live)
         app.state.authority = app.state.ctx.authority
         if not prepared:
             await prepare(client, settings)
@@ -61,6 +62,7 @@ def create_app(
             yield
         finally:
             await app.state.poller.stop()
+            await live.aclose()
             if redis is None:
                 await client.aclose()
 

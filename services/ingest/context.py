@@ -29,9 +29,12 @@ class Context:
     authority: Authority
     tokens: TokenStore
     audit: AuditTrail
+    # The console's live pages block on XREAD, each holding a connection while it waits: their
+    # own pool, so a hundred open pages never leave posts waiting for a connection.
+    live: Redis
 
     @classmethod
-    def build(cls, settings: Settings, redis: Redis) -> "Context":
+    def build(cls, settings: Settings, redis: Redis, live: Redis | None = None) -> "Context":
         k = Keys(settings.namespace)
         cache_s = settings.token_cache_ms / 1000
         table = TokenTable(redis, k, cache_s) if cache_s > 0 else None
@@ -45,6 +48,7 @@ class Context:
             authority=Authority(redis, settings, table),
             tokens=TokenStore(redis, k, table),
             audit=AuditTrail(redis, k, settings.audit_keep),
+            live=live or redis,
         )
 
 

@@ -62,7 +62,7 @@ async def events(request: Request, session: Session = Depends(viewer)) -> Stream
         while time.monotonic() < ends and not (closing and closing.is_set()):
             if await request.is_disconnected():
                 return
-            found = await c.redis.xread({stream: last}, count=100, block=BLOCK_MS)
+            found = await c.live.xread({stream: last}, count=100, block=BLOCK_MS)
             if not found:
                 yield ": still here\n\n"
                 continue
