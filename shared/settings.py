@@ -78,8 +78,8 @@ class Settings(BaseSettings):
         default=128,
         ge=4,
         le=10_000,
-        description="Connections a process opens to Redis at most; a command waits (up to 20 s) "
-        "for a free one rather than failing.",
+        description="Connections a process opens to Redis at most (the console's live pages have "
+        "a pool of their own); a command waits (up to 20 s) for a free one rather than failing.",
     )
     namespace: str = Field(
         default="redalert", pattern=r"^[A-Za-z0-9_.\-]+$", description="Prefix of every key."
