@@ -34,7 +34,7 @@ class Context:
     live: Redis
 
     @classmethod
-    def build(cls, settings: Settings, redis: Redis, live: Redis | None = None) -> "Context":
+    def build(cls, settings: Settings, redis: Redis, live: Redis) -> "Context":
         k = Keys(settings.namespace)
         cache_s = settings.token_cache_ms / 1000
         table = TokenTable(redis, k, cache_s) if cache_s > 0 else None
@@ -48,7 +48,7 @@ class Context:
             authority=Authority(redis, settings, table),
             tokens=TokenStore(redis, k, table),
             audit=AuditTrail(redis, k, settings.audit_keep),
-            live=live or redis,
+            live=live,
         )
 
 

@@ -25,6 +25,7 @@ from redis.asyncio.client import Pipeline
 from services.notify import records
 from services.notify.lanes import Lanes
 from services.notify.render import Notification
+from services.notify.running import Running
 from services.notify.scheduler import Held, Leases
 from services.notify.send import UrlResult, target_urls
 from shared.keys import Keys
@@ -88,13 +89,11 @@ class ChainRunner:
         self.commit = records.GroupCommit(redis)
         self._by_id: tuple[list[Subscription], dict[str, Subscription]] = ([], {})
         self._reads = asyncio.Semaphore(READERS)
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks = Running()
 
     def start(self, held: Held, known: list[Decided] | None = None) -> None:
         """Run a held chain in the background; `known`: its whole outbox, already in memory."""
-        task = asyncio.create_task(self.run(held, known))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.tasks.start(self.run(held, known))
 
     async def run(self, held: Held, known: list[Decided] | None) -> None:
         try:
@@ -248,7 +247,4 @@ class ChainRunner:
 
     async def drain(self, within_s: float) -> None:
         """On stop: let sends in flight finish (for up to `within_s`), then cancel the rest."""
-        if self.tasks:
-            await asyncio.wait(list(self.tasks), timeout=within_s)
-        for task in list(self.tasks):
-            task.cancel()
+        await self.tasks.drain(within_s)

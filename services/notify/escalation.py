@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 
 from services.notify.firing import NoticeKind
 from services.notify.render import Notification, incident_url
+from services.notify.running import Running
 from services.notify.send import Sender
 from shared import keys
 from shared.atomic import CompareAndApply, Guarded
@@ -87,7 +88,7 @@ class EscalationService:
         # Longer than a page can take (every URL's attempts), so no second replica pages it.
         self.lease_s = settings.send_timeout_s * settings.send_attempts * 2 + 10
         self._secret: bytes | None = None
-        self.steps: set[asyncio.Task[None]] = set()
+        self.steps = Running()
 
     def background(self) -> list[Callable[[asyncio.Event], Awaitable[None]]]:
         return [self.run_due]
@@ -185,10 +186,7 @@ class EscalationService:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), timeout=self.settings.schedule_poll_s)
         finally:
-            if self.steps:  # pages in flight finish (within a send's limit), then stop
-                await asyncio.wait(list(self.steps), timeout=self.settings.send_timeout_s)
-            for task in list(self.steps):
-                task.cancel()
+            await self.steps.drain(within_s=self.settings.send_timeout_s)
             await self.sender.aclose()
 
     async def tick(self) -> int:
@@ -201,11 +199,7 @@ class EscalationService:
             policies = {p.name: p for p in await self.policies.all()}
             silences = await self.silences.all()
             for item in items:
-                task = asyncio.create_task(
-                    self._run_step(item, policies.get(item.subscription_id), silences)
-                )
-                self.steps.add(task)
-                task.add_done_callback(self.steps.discard)
+                self.steps.start(self._run_step(item, policies.get(item.subscription_id), silences))
         return len(items)
 
     async def _run_step(
